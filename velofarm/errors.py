@@ -1,0 +1,21 @@
+"""One exception type per domain; each message names the file, field, tag or asset and the fix."""
+
+
+class VelofarmError(Exception):
+    """Base of every error velofarm reports to a person."""
+
+
+class SpecError(VelofarmError):
+    """farm.toml (or the catalogue, or the worker registry) is invalid."""
+
+
+class PackError(VelofarmError):
+    """A platform build could not produce a verified archive."""
+
+
+class ReleaseError(VelofarmError):
+    """A release could not be assembled or verified."""
+
+
+class PublishError(VelofarmError):
+    """A verified release could not be published."""
