@@ -1,0 +1,109 @@
+"""Faults the GitHub stand-in injects on demand: errors, rate limits and dropped connections.
+
+A fault matches a kind of request ("list", "create", "get_release", "patch", "list_assets",
+"upload", "delete", or "any"). It fires on the (skip+1)-th matching request, `times` times.
+`after=True` applies the request first and then fails the answer: the write went through, the
+client never heard. Actions:
+  "500", "502"   an error answer (GitHub's 5xx)
+  "429"          too many requests, with retry-after: 1
+  "drop"         the connection is cut without an answer; on "upload" it is cut mid-body, after the
+                 asset was created: it stays with state "open" and a partial size, as GitHub can
+                 leave it (the description's enum has "uploaded" and "open", not "starter")
+  "secondary"    403, retry-after: 1, "You have exceeded a secondary rate limit"
+  "primary"      403, x-ratelimit-remaining: 0, x-ratelimit-reset: now + 1
+  "401", "403"   a real refusal: Bad credentials / Resource not accessible, no rate-limit headers
+  "corrupt"      (upload) the asset is stored "uploaded" but with another digest
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+KINDS = {"list", "create", "get_release", "get_tag", "patch", "list_assets", "upload", "delete",
+         "delete_release", "any"}
+ACTIONS = {"500", "502", "429", "drop", "secondary", "primary", "401", "403", "corrupt"}
+DOCS = "https://docs.github.com/rest"
+
+
+@dataclass
+class Fault:
+    kind: str
+    action: str
+    after: bool = False
+    skip: int = 0
+    times: int = 1
+    fired: int = 0
+    answers: list[dict[str, Any]] = field(default_factory=list)  # what was sent, for assertions
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS or self.action not in ACTIONS:
+            raise ValueError(f"unknown fault {self.kind}/{self.action}")
+
+
+class Faults:
+    """A queue of faults; thread-safe because the stand-in serves requests on threads."""
+
+    def __init__(self) -> None:
+        self.queue: list[Fault] = []
+        self.all: list[Fault] = []
+        self._lock = threading.Lock()
+
+    def add(self, kind: str, action: str, *, after: bool = False, skip: int = 0, times: int = 1) -> Fault:
+        fault = Fault(kind, action, after, skip, times)
+        with self._lock:
+            self.queue.append(fault)
+            self.all.append(fault)
+        return fault
+
+    def take(self, kind: str) -> Fault | None:
+        """The fault this request meets, if any (a skipping fault lets the request through)."""
+        with self._lock:
+            for fault in self.queue:
+                if fault.kind not in (kind, "any"):
+                    continue
+                if fault.skip > 0:
+                    fault.skip -= 1
+                    return None
+                fault.fired += 1
+                if fault.fired >= fault.times:
+                    self.queue.remove(fault)
+                return fault
+        return None
+
+    @property
+    def pending(self) -> list[Fault]:
+        with self._lock:
+            return list(self.queue)
+
+
+def error_answer(fault: Fault) -> tuple[int, dict[str, str], dict[str, Any]]:
+    """Status, headers and JSON body for an answering fault (everything but drop and corrupt)."""
+    now = time.time()
+    headers: dict[str, str] = {}
+    if fault.action in ("500", "502"):
+        status, message = int(fault.action), "Server Error"
+    elif fault.action == "429":
+        status, message = 429, "Too many requests"
+        headers["retry-after"] = "1"
+    elif fault.action == "secondary":
+        status = 403
+        message = ("You have exceeded a secondary rate limit. Please wait a few minutes before you "
+                   "try again.")
+        headers["retry-after"] = "1"
+    elif fault.action == "primary":
+        status, message = 403, "API rate limit exceeded for user ID 1."
+        headers.update({"x-ratelimit-limit": "5000", "x-ratelimit-remaining": "0",
+                        "x-ratelimit-used": "5000", "x-ratelimit-resource": "core",
+                        "x-ratelimit-reset": str(math.ceil(now + 1))})
+    elif fault.action == "401":
+        status, message = 401, "Bad credentials"
+    elif fault.action == "403":
+        status, message = 403, "Resource not accessible by personal access token"
+    else:
+        raise ValueError(f"{fault.action} is not an answering fault")
+    fault.answers.append({"status": status, "headers": dict(headers), "sent_at": now})
+    return status, headers, {"message": message, "documentation_url": DOCS, "status": str(status)}

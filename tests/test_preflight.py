@@ -1,0 +1,300 @@
+"""Preflight checks: version vs tag, toolchain, build command and env, smoke, size."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from velofarm import preflight
+
+TAG = "v0.1.0"
+posix_only = pytest.mark.skipif(os.name == "nt", reason="fake binaries are shell scripts")
+
+
+def make_job(binaries: list[dict[str, Any]] | None = None, **platform: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "name": "linux-x86_64", "target": "x86_64-unknown-linux-gnu", "os": "linux",
+        "method": "cargo", "archive": "tar.gz", "exe_suffix": "", "python": "python3",
+        "cargo": "cargo", "env": {}, "rustflags": [], "linker": None, "runner": [],
+        "size_limit_bytes": 30 << 20, "fix_target": "rustup target add x86_64-unknown-linux-gnu",
+        "fix_linker": "", "fix_runner": "", "fix_cross": "", "fix_docker": ""}
+    return {"format": 1, "project": "velostream", "manifest": "Cargo.toml", "needs_protoc": False,
+            "ship": ["README.md"], "binaries": binaries or [{"name": "velo-sql", "smoke": ["--version"]}],
+            "platform": {**base, **platform}}
+
+
+def write_job(path: Path, job: dict[str, Any]) -> str:
+    path.write_text(json.dumps(job))
+    return str(path)
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = preflight.main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+# -------------------------------------------------------------------------------- version
+
+CARGO_TOML = """\
+[package]
+name = "velostream"
+version = "{version}"  # the release version
+edition = "2024"
+
+[[bin]]
+name = "velo-sql"
+version = "9.9.9"
+
+[dependencies]
+serde = {{ version = "1" }}
+"""
+
+
+@pytest.fixture(params=["tomllib", "regex"])
+def reader(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    # Python < 3.11 workers read the manifest with the regex fallback: test both readers.
+    if request.param == "regex":
+        monkeypatch.setattr(preflight, "tomllib", None)
+    return str(request.param)
+
+
+@pytest.mark.parametrize("tag, version", [("v0.1.0", "0.1.0"), ("v1.0.0+build.5", "1.0.0"),
+                                          ("v1.0.0-rc.1", "1.0.0-rc.1"),
+                                          ("v2.0.0-rc.1+sha.abc", "2.0.0-rc.1")])
+def test_version_matches(tmp_path: Path, reader: str, tag: str, version: str) -> None:
+    (tmp_path / "Cargo.toml").write_text(CARGO_TOML.format(version=version))
+    assert preflight.check_version(make_job(), tag, tmp_path) == version
+
+
+def test_version_mismatch_message(tmp_path: Path, reader: str, monkeypatch: pytest.MonkeyPatch,
+                                  capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "Cargo.toml").write_text(CARGO_TOML.format(version="0.1.0"))
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run(capsys, "version", write_job(tmp_path / "job.json", make_job()), "--tag", "v0.2.0")
+    assert code == 1
+    assert err == ("error: tag v0.2.0 expects version 0.2.0 but Cargo.toml has version 0.1.0 "
+                   "(platform linux-x86_64); bump Cargo.toml or tag the right commit\n")
+
+
+def test_version_prerelease_is_not_the_release(tmp_path: Path) -> None:
+    (tmp_path / "Cargo.toml").write_text(CARGO_TOML.format(version="1.0.0"))
+    with pytest.raises(preflight.PreflightError, match="expects version 1.0.0-rc.1 but"):
+        preflight.check_version(make_job(), "v1.0.0-rc.1", tmp_path)
+
+
+@pytest.mark.parametrize("tag", ["1.0.0", "v1.0", "v01.0.0", "release-1", "v1.0.0-rc.01", "v1.0.0+"])
+def test_non_semver_tag_is_rejected(tmp_path: Path, tag: str) -> None:
+    (tmp_path / "Cargo.toml").write_text(CARGO_TOML.format(version="1.0.0"))
+    with pytest.raises(preflight.PreflightError, match=re.escape(f"tag {tag} is not 'v' followed by")):
+        preflight.check_version(make_job(), tag, tmp_path)
+
+
+def test_workspace_inherited_version(tmp_path: Path, reader: str) -> None:
+    (tmp_path / "Cargo.toml").write_text('[workspace.package]\nversion = "0.3.0"\n\n'
+                                         '[package]\nname = "x"\nversion.workspace = true\n')
+    assert preflight.check_version(make_job(), "v0.3.0", tmp_path) == "0.3.0"
+
+
+def test_missing_manifest_names_it(tmp_path: Path) -> None:
+    needle = r"tag v0.1.0: Cargo.toml cannot be read.*linux-x86_64"
+    with pytest.raises(preflight.PreflightError, match=needle):
+        preflight.check_version(make_job(), TAG, tmp_path)
+
+
+# ------------------------------------------------------------------------------ toolchain
+
+def test_toolchain_missing_linker_and_runner(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    job = make_job(linker="no-such-mingw-gcc", fix_linker="apt-get install gcc-mingw-w64-x86-64",
+                   runner=[str(tmp_path / "no-wine64")], fix_runner="apt-get install wine64")
+    checks = {c.name: c for c in preflight.check_toolchain(job["platform"], False)}
+    assert not checks["linker"].ok and not checks["runner"].ok
+    assert checks["linker"].line() == ("MISSING linker no-such-mingw-gcc (not on PATH) -> fix: "
+                                       "apt-get install gcc-mingw-w64-x86-64")
+    code, out, err = run(capsys, "toolchain", write_job(tmp_path / "job.json", job), "--tag", TAG)
+    assert code == 1
+    assert "-> fix: apt-get install wine64" in out
+    assert err.startswith(f"error: tag {TAG}, platform linux-x86_64: worker ") and "linker, runner" in err
+
+
+def test_toolchain_protoc_fix_follows_the_worker_os(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", "")
+    for os_name, fix in [("macos", "brew install protobuf"), ("windows", "choco install protoc")]:
+        checks = preflight.check_toolchain(make_job(os=os_name)["platform"], True)
+        protoc = next(c for c in checks if c.name == "protoc")
+        assert not protoc.ok and protoc.fix == fix
+
+
+@pytest.mark.skipif(shutil.which("rustc") is None or shutil.which("cargo") is None,
+                    reason="needs rustc and cargo on PATH")
+def test_toolchain_host_target_is_ok(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    info = subprocess.run(["rustc", "-vV"], capture_output=True, text=True, check=True).stdout
+    host = next(line.split(": ", 1)[1] for line in info.splitlines() if line.startswith("host: "))
+    job = make_job(target=host)
+    checks = preflight.check_toolchain(job["platform"], False)
+    assert [(c.name, c.ok) for c in checks] == [("cargo", True), ("rustc", True), ("target", True)]
+    assert checks[2].line().startswith(f"ok   target {host} (")
+    code, out, _ = run(capsys, "toolchain", write_job(tmp_path / "job.json", job))
+    assert code == 0 and f"ok   target {host}" in out
+
+
+def test_toolchain_missing_target_library(tmp_path: Path) -> None:
+    if shutil.which("rustc") is None:
+        pytest.skip("needs rustc on PATH")
+    riscv = "riscv64gc-unknown-none-elf"
+    job = make_job(target=riscv, fix_target=f"rustup target add {riscv}")
+    target = next(c for c in preflight.check_toolchain(job["platform"], False) if c.name == "target")
+    if target.ok:
+        pytest.skip("this machine happens to have the riscv64 standard library")
+    assert target.line().startswith("MISSING target riscv64gc-unknown-none-elf (no ")
+    assert target.fix == "rustup target add riscv64gc-unknown-none-elf"
+
+
+def test_toolchain_cross_needs_cross_and_an_engine(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", "")
+    job = make_job(method="cross", fix_cross="cargo install cross --locked", fix_docker="start docker")
+    checks = preflight.check_toolchain(job["platform"], False)
+    assert [(c.name, c.ok, c.fix) for c in checks] == [
+        ("cross", False, "cargo install cross --locked"), ("docker", False, "start docker")]
+
+
+# ---------------------------------------------------------------------------------- build
+
+def test_build_argv_golden() -> None:
+    cargo = make_job(cargo="/usr/bin/cargo", target="x86_64-pc-windows-gnu")["platform"]
+    assert preflight.build_argv(cargo) == [
+        "/usr/bin/cargo", "build", "--release", "--locked", "--no-default-features",
+        "--target", "x86_64-pc-windows-gnu"]
+    cross = make_job(method="cross", target="aarch64-unknown-linux-musl")["platform"]
+    assert preflight.build_argv(cross) == [
+        "cross", "build", "--release", "--locked", "--no-default-features",
+        "--target", "aarch64-unknown-linux-musl"]
+    assert preflight.build_argv(cross, "rust/Cargo.toml")[-2:] == ["--manifest-path", "rust/Cargo.toml"]
+
+
+def test_build_env_remaps_paths_and_sets_epoch() -> None:
+    platform = make_job(env={"RUSTC": "/usr/bin/rustc"},
+                        rustflags=["-C", "link-arg=-Wl,--no-insert-timestamp"])["platform"]
+    env = preflight.build_env(platform, "/b/src", 1767225600, cargo_home="/home/w/.cargo")
+    assert env == {
+        "RUSTC": "/usr/bin/rustc", "SOURCE_DATE_EPOCH": "1767225600",
+        "RUSTFLAGS": "--remap-path-prefix=/b/src=/build --remap-path-prefix=/home/w/.cargo=/cargo "
+                     "-C link-arg=-Wl,--no-insert-timestamp"}
+    assert env == preflight.build_env(platform, "/b/src", 1767225600, cargo_home="/home/w/.cargo")
+
+
+def test_build_env_windows_paths_and_spaces() -> None:
+    env = preflight.build_env(make_job()["platform"], "C:\\b\\my src", 1, cargo_home="C:\\Users\\w\\.cargo")
+    assert "RUSTFLAGS" not in env
+    assert env["CARGO_ENCODED_RUSTFLAGS"].split("\x1f") == [
+        "--remap-path-prefix=C:\\b\\my src=/build", "--remap-path-prefix=C:\\Users\\w\\.cargo=/cargo"]
+    with pytest.raises(ValueError):
+        preflight.build_env(make_job()["platform"], "relative/src", 1, cargo_home="/c")
+
+
+def test_cli_build_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "build-command", write_job(tmp_path / "job.json", make_job()), "--tag", TAG)
+    assert code == 0
+    assert json.loads(out) == ["cargo", "build", "--release", "--locked", "--no-default-features",
+                               "--target", "x86_64-unknown-linux-gnu"]
+
+
+# ---------------------------------------------------------------------------------- smoke
+
+def fake_binary(path: Path, body: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"#!/bin/sh\n{body}\n")
+    path.chmod(0o755)
+    return path
+
+
+SMOKE_JOB_BINARIES: list[dict[str, Any]] = [{"name": "velo-sql", "smoke": ["--version"]},
+                      {"name": "velo-schema-generator", "smoke": None}]
+
+
+@posix_only
+def test_smoke_passes_and_skips_unsafe(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    fake_binary(tmp_path / "bin" / "velo-sql", 'echo "velo-sql $1 0.1.0"')
+    fake_binary(tmp_path / "bin" / "velo-schema-generator", "touch SHOULD-NOT-RUN; exit 1")
+    job = write_job(tmp_path / "job.json", make_job(SMOKE_JOB_BINARIES))
+    code, out, err = run(capsys, "smoke", job, "--tag", TAG, "--bin-dir", str(tmp_path / "bin"))
+    assert (code, err) == (0, "")
+    assert "velo-sql --version 0.1.0" in out
+    assert "velo-schema-generator: not run (declared unsafe to run bare)" in out
+
+
+@posix_only
+@pytest.mark.parametrize("body, needle", [('echo "velo-sql 1.0.0"', "printed no version 0.1.0"),
+                                          ('echo "velo-sql 10.1.0"', "printed no version 0.1.0"),
+                                          ('echo "0.1.0"; exit 1', "exit 1")])
+def test_smoke_failures_name_the_binary(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                        body: str, needle: str) -> None:
+    fake_binary(tmp_path / "bin" / "velo-sql", body)
+    fake_binary(tmp_path / "bin" / "velo-schema-generator", "exit 0")
+    job = write_job(tmp_path / "job.json", make_job(SMOKE_JOB_BINARIES))
+    code, _, err = run(capsys, "smoke", job, "--tag", TAG, "--bin-dir", str(tmp_path / "bin"))
+    assert code == 1
+    assert err.startswith(f"error: tag {TAG}, platform linux-x86_64: smoke test failed for velo-sql (")
+    assert needle in err and err.count("\n") == 1
+
+
+@posix_only
+def test_smoke_missing_binary_fails(tmp_path: Path) -> None:
+    fake_binary(tmp_path / "bin" / "velo-sql", 'echo "0.1.0"')
+    results = preflight.smoke_test(make_job(SMOKE_JOB_BINARIES), TAG, tmp_path / "bin")
+    assert [(r.binary, r.ok) for r in results] == [("velo-sql", True), ("velo-schema-generator", False)]
+    assert results[1].note.startswith("missing from ")
+
+
+@posix_only
+def test_smoke_timeout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(preflight, "SMOKE_TIMEOUT", 0.5)
+    fake_binary(tmp_path / "bin" / "velo-sql", "sleep 5")
+    [result] = preflight.smoke_test(make_job(), TAG, tmp_path / "bin")
+    assert not result.ok and "did not finish within 0.5 s" in result.note
+
+
+@posix_only
+def test_smoke_through_a_wine_runner_quiets_wine(tmp_path: Path) -> None:
+    runner = fake_binary(tmp_path / "wine" / "wine64", 'echo "WINEDEBUG=$WINEDEBUG"; exec "$@"')
+    fake_binary(tmp_path / "bin" / "velo-sql.exe", 'echo "velo-sql 0.1.0"')
+    job = make_job(exe_suffix=".exe", runner=[str(runner)])
+    [result] = preflight.smoke_test(job, TAG, tmp_path / "bin")
+    assert result.ok, result
+    assert result.argv[0] == str(runner) and "WINEDEBUG=-all" in result.output
+
+
+def test_version_in_output() -> None:
+    assert preflight.version_in_output("0.1.0", "velo-sql v0.1.0\n")
+    assert preflight.version_in_output("0.1.0", "velo-sql 0.1.0+g1234.")
+    assert not preflight.version_in_output("0.1.0", "velo-sql 10.1.0")
+    assert not preflight.version_in_output("0.1.0", "velo-sql 0.1.0-rc.1")
+    assert not preflight.version_in_output("1.0.0-rc.1", "1.0.0-rc.10")
+
+
+# ----------------------------------------------------------------------------------- size
+
+def test_size_gate(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "velo-sql").write_bytes(b"x" * 3 * 1024 * 1024)
+    job = make_job(size_limit_bytes=2 * 1024 * 1024)
+    argv = ["size", write_job(tmp_path / "job.json", job), "--tag", TAG, "--bin-dir", str(tmp_path / "bin")]
+    code, out, err = run(capsys, *argv)
+    assert code == 1 and "OVER" in out
+    assert err == (f"error: tag {TAG}, platform linux-x86_64: velo-sql is 3 MB, over the 2 MB limit; "
+                   "shrink the binary or raise platforms.linux-x86_64.size_limit_mb in farm.toml\n")
+    job["platform"]["size_limit_bytes"] = 30 << 20
+    code, out, _ = run(capsys, "size", write_job(tmp_path / "job.json", job), *argv[2:])
+    assert code == 0 and "velo-sql" in out
+
+
+def test_size_missing_binary(tmp_path: Path) -> None:
+    with pytest.raises(preflight.PreflightError, match=f"tag {TAG}, platform linux-x86_64: binary velo-sql"):
+        preflight.binary_sizes(make_job(), TAG, tmp_path)

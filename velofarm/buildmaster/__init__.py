@@ -1,0 +1,1 @@
+"""The Buildbot layer: turns a farm spec into BuildmasterConfig. Thin: steps call the core."""

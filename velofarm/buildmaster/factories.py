@@ -1,0 +1,125 @@
+"""One function turns a platform into a Buildbot factory; one more builds the release coordinator."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from buildbot.plugins import steps, util
+
+from velofarm import pack, preflight
+from velofarm.buildmaster.steps import CommitArtifacts, ReleaseTrigger
+from velofarm.job import build_job
+from velofarm.platforms import Platform
+from velofarm.spec import Spec
+
+TAG = util.Interpolate("%(prop:tag)s")
+TOOLS = "../tools"
+JOB = f"{TOOLS}/job.json"
+
+
+def _stage_name(spec: Spec, platform: Platform) -> util.Interpolate:
+    return util.Interpolate(f"{spec.project.name}-%(prop:tag)s-{platform.target}")
+
+
+def _archive(spec: Spec, platform: Platform) -> util.Interpolate:
+    return util.Interpolate(f"{spec.project.name}-%(prop:tag)s-{platform.target}.{platform.archive}")
+
+
+def cargo_target_dir(platform: Platform) -> util.Interpolate:
+    # Per worker and platform, outside the build folder, so a rebuild of any tag is warm.
+    return util.Interpolate(f"%(prop:builddir)s/../.cargo-target/{platform.name}")
+
+
+def bin_dir(platform: Platform) -> util.Interpolate:
+    return util.Interpolate(f"%(prop:builddir)s/../.cargo-target/{platform.name}/{platform.target}/release")
+
+
+def build_env(platform: Platform) -> dict[str, object]:
+    """The build's environment: the platform's, plus reproducibility and the shared target dir."""
+    remap = util.Interpolate("--remap-path-prefix=%(prop:builddir)s/build=/build")
+    flags = " ".join(platform.rustflags)
+    return {
+        **platform.env,
+        "SOURCE_DATE_EPOCH": util.Interpolate("%(prop:source_date_epoch)s"),
+        "RUSTFLAGS": util.Interpolate("%(kw:remap)s %(kw:flags)s", remap=remap, flags=flags),
+        "CARGO_TARGET_DIR": cargo_target_dir(platform),
+        "CARGO_TERM_COLOR": "never",
+    }
+
+
+def _tool(platform: Platform, name: str, script: str, *args: object, **kw: object) -> steps.ShellCommand:
+    return steps.ShellCommand(name=name, command=[platform.python, f"{TOOLS}/{script}", *args],
+                              haltOnFailure=True, workdir="build", **kw)
+
+
+def platform_factory(spec: Spec, platform: Platform, artifacts_root: Path) -> util.BuildFactory:
+    """Tag → checked, built, smoke-tested, size-gated, staged, archived, checksummed, stored."""
+    f = util.BuildFactory()
+    f.addStep(steps.Git(name="checkout tag", repourl=spec.repo_url, branch=util.Interpolate("refs/tags/%(prop:tag)s"),
+                        alwaysUseLatest=True, mode="full", method="clean", haltOnFailure=True))
+    f.addStep(steps.RemoveDirectory(name="clean tools and dist", dir=TOOLS.removeprefix("../"), hideStepIf=True))
+    f.addStep(steps.RemoveDirectory(name="clean dist", dir="dist", hideStepIf=True))
+    f.addStep(steps.StringDownload(json.dumps(build_job(spec, platform), indent=1), workerdest=JOB,
+                                   name="send job", hideStepIf=True))
+    for module in (pack, preflight):
+        f.addStep(steps.FileDownload(mastersrc=str(Path(module.__file__ or "")),
+                                     workerdest=f"{TOOLS}/{Path(module.__file__ or '').name}",
+                                     name=f"send {Path(module.__file__ or '').stem}", hideStepIf=True))
+    f.addStep(_tool(platform, "version check", "preflight.py", "version", JOB, "--tag", TAG))
+    f.addStep(_tool(platform, "toolchain check", "preflight.py", "toolchain", JOB))
+    f.addStep(steps.SetPropertyFromCommand(name="tag time", command=["git", "log", "-1", "--format=%ct", "HEAD"],
+                                           property="source_date_epoch", haltOnFailure=True, workdir="build"))
+    f.addStep(steps.ShellCommand(name="cargo build", command=preflight.build_argv(platform.to_json()),
+                                 env=build_env(platform), haltOnFailure=True, workdir="build"))
+    f.addStep(_tool(platform, "smoke test", "preflight.py", "smoke", JOB, "--tag", TAG, "--bin-dir", bin_dir(platform)))
+    f.addStep(_tool(platform, "size gate", "preflight.py", "size", JOB, "--tag", TAG, "--bin-dir", bin_dir(platform)))
+    f.addStep(_tool(platform, "stage", "pack.py", "stage", JOB, "--tag", TAG, "--src", ".",
+                    "--bin-dir", bin_dir(platform), "--out", "../dist"))
+    f.addStep(_tool(platform, "archive", "pack.py", "archive", util.Interpolate("../dist/%(kw:s)s", s=_stage_name(spec, platform)),
+                    "--format", platform.archive, "--epoch", util.Interpolate("%(prop:source_date_epoch)s"),
+                    "--out", util.Interpolate("../dist/%(kw:a)s", a=_archive(spec, platform))))
+    f.addStep(_tool(platform, "checksum", "pack.py", "checksum", util.Interpolate("../dist/%(kw:a)s", a=_archive(spec, platform))))
+    incoming = util.Interpolate(f"{artifacts_root}/%(prop:tag)s/.incoming-{platform.name}-%(prop:buildnumber)s")
+    for suffix in ("", ".sha256"):
+        f.addStep(steps.FileUpload(
+            name=f"upload{suffix or ' archive'}", workersrc=util.Interpolate("../dist/%(kw:a)s" + suffix, a=_archive(spec, platform)),
+            masterdest=util.Interpolate("%(kw:d)s/%(kw:a)s" + suffix, d=incoming, a=_archive(spec, platform)),
+            blocksize=512 * 1024, haltOnFailure=True, workdir="build"))
+    f.addStep(CommitArtifacts(name="store artifact", artifacts_root=str(artifacts_root), platform=platform.name,
+                              archive=_archive(spec, platform), haltOnFailure=True))
+    return f
+
+
+def velofarm_command(*args: object) -> list[object]:
+    """Run the velofarm face with the master's own interpreter (the coordinator runs on the master)."""
+    return [sys.executable, "-m", "velofarm.cli", *args]
+
+
+def release_factory(spec: Spec, artifacts_root: Path, staging_root: Path) -> util.BuildFactory:
+    """Resolve the tag, build every platform at once, verify, assemble, publish (unless a dry run)."""
+    f = util.BuildFactory()
+    spec_path = str(spec.path)
+    f.addStep(steps.SetPropertyFromCommand(
+        name="resolve tag", command=velofarm_command("resolve-tag", "--spec", spec_path, TAG),
+        property="tag_commit", haltOnFailure=True))
+    f.addStep(ReleaseTrigger(
+        name="build platforms", schedulerNames=[f"platform-{name}" for name in spec.platforms],
+        waitForFinish=True, haltOnFailure=True, updateSourceStamp=False,
+        set_properties={"tag": TAG, "tag_commit": util.Property("tag_commit")}))
+    staging = util.Interpolate(f"{staging_root}/%(prop:tag)s-%(prop:buildnumber)s")
+    f.addStep(steps.ShellCommand(
+        name="verify and assemble", haltOnFailure=True,
+        command=velofarm_command("release", "assemble", "--spec", spec_path, "--tag", TAG,
+                                 "--commit", util.Property("tag_commit"), "--artifacts", str(artifacts_root),
+                                 "--out", staging)))
+    env = {}
+    if spec.release.publisher == "github":
+        env["VELOFARM_GITHUB_TOKEN"] = util.Secret(spec.release.github_token_secret)
+    f.addStep(steps.ShellCommand(
+        name="publish", haltOnFailure=True, env=env,
+        doStepIf=lambda step: not step.getProperty("dry_run", False),
+        command=velofarm_command("release", "publish", "--spec", spec_path, "--dir", staging)))
+    f.addStep(steps.RemoveDirectory(name="clean staging", dir=staging, alwaysRun=True, hideStepIf=True))
+    return f

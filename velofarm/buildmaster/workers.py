@@ -1,0 +1,20 @@
+"""Workers from the spec; each password is a secret named worker-<name>."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from buildbot.plugins import util, worker
+
+from velofarm.secretstore import worker_secret_name
+from velofarm.spec import Spec
+
+COORDINATOR = "release-coordinator"
+
+
+def all_workers(spec: Spec) -> list[Any]:
+    result: list[Any] = [worker.LocalWorker(COORDINATOR, max_builds=64)]
+    for w in spec.workers.values():
+        result.append(worker.Worker(w.name, util.Secret(worker_secret_name(w.name)), max_builds=w.max_builds,
+                                    properties={"velofarm_platforms": list(w.platforms)}))
+    return result

@@ -1,0 +1,199 @@
+"""A whole farm on this machine: a master, real worker processes, a git remote. For the demo and tests."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import tomllib
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from velofarm import tomlwrite
+from velofarm.buildmaster.changes import CHANGE_USER  # noqa: F401 (the hook logs in as this user)
+from velofarm.masterdir import buildbot_command, create_master
+from velofarm.notify import install_hook
+from velofarm.secretstore import SecretStore, worker_secret_name
+from velofarm.workertac import WORKER_CMD, create_worker_dir
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "velostream-mini"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def git(*args: str, cwd: Path | None = None) -> str:
+    env = {**os.environ, "GIT_AUTHOR_NAME": "velofarm", "GIT_AUTHOR_EMAIL": "velofarm@localhost",
+           "GIT_COMMITTER_NAME": "velofarm", "GIT_COMMITTER_EMAIL": "velofarm@localhost"}
+    out = subprocess.run(["git", *args], cwd=cwd, env=env, capture_output=True, text=True)
+    if out.returncode != 0:
+        raise RuntimeError(f"git {' '.join(args)} failed: {out.stderr.strip()}")
+    return out.stdout.strip()
+
+
+@dataclass
+class LocalFarm:
+    root: Path
+    spec_path: Path
+    www_port: int
+    pb_port: int
+    workers: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def master_dir(self) -> Path:
+        return self.root / "master"
+
+    @property
+    def src(self) -> Path:
+        return self.root / "src"
+
+    @property
+    def remote(self) -> Path:
+        return self.root / "remote.git"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.www_port}/"
+
+    @property
+    def secrets(self) -> SecretStore:
+        return SecretStore(self.root / "secrets")
+
+    def worker_dir(self, name: str) -> Path:
+        return self.root / "workers" / name
+
+    # --- the source repository -------------------------------------------------------------
+    def init_repo(self, example: Path = EXAMPLE) -> None:
+        """The example project as a git repository with a local bare remote that notifies the master."""
+        shutil.copytree(example, self.src, ignore=shutil.ignore_patterns("target"))
+        git("init", "-q", "-b", "main", cwd=self.src)
+        git("add", "-A", cwd=self.src)
+        git("commit", "-q", "-m", "velostream-mini", cwd=self.src)
+        git("init", "-q", "--bare", str(self.remote))
+        git("remote", "add", "origin", str(self.remote), cwd=self.src)
+        git("push", "-q", "origin", "main", cwd=self.src)
+        install_hook(self.remote, sys.executable, f"127.0.0.1:{self.pb_port}",
+                     self.secrets.path("change-source-password"), str(self.remote))
+
+    def push_tag(self, tag: str, message: str | None = None) -> None:
+        if message:
+            git("tag", "-a", tag, "-m", message, cwd=self.src)
+        else:
+            git("tag", tag, cwd=self.src)
+        git("push", "-q", "origin", tag, cwd=self.src)
+
+    # --- processes -------------------------------------------------------------------------
+    def start_master(self) -> None:
+        if not (self.master_dir / "buildbot.tac").exists():
+            create_master(self.master_dir, self.spec_path)
+        subprocess.run([*buildbot_command(), "start", str(self.master_dir)], check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, timeout=120)
+
+    def stop_master(self) -> None:
+        if (self.master_dir / "twistd.pid").exists():
+            subprocess.run([*buildbot_command(), "stop", str(self.master_dir)], stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL, timeout=60)
+
+    def reconfig(self) -> None:
+        subprocess.run([*buildbot_command(), "reconfig", str(self.master_dir)], check=True,
+                       stdout=subprocess.DEVNULL, timeout=120)
+
+    def create_worker(self, name: str, password: str | None = None) -> Path:
+        password = password or self.secrets.get(worker_secret_name(name)) or ""
+        return create_worker_dir(self.worker_dir(name), f"127.0.0.1:{self.pb_port}", name, password)
+
+    def start_worker(self, name: str) -> None:
+        directory = self.worker_dir(name)
+        if not (directory / "buildbot.tac").exists():
+            self.create_worker(name)
+        subprocess.run([*WORKER_CMD, "start", str(directory)], check=True, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.STDOUT, timeout=60)
+
+    def stop_worker(self, name: str) -> None:
+        if (self.worker_dir(name) / "twistd.pid").exists():
+            subprocess.run([*WORKER_CMD, "stop", str(self.worker_dir(name))], stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL, timeout=60)
+
+    def kill_worker(self, name: str) -> None:
+        """SIGKILL, as a crashed machine would: no goodbye to the master."""
+        pid = int((self.worker_dir(name) / "twistd.pid").read_text().strip())
+        os.kill(pid, signal.SIGKILL)
+        (self.worker_dir(name) / "twistd.pid").unlink(missing_ok=True)
+
+    def start_all(self) -> None:
+        self.start_master()
+        for name in self.workers:
+            self.start_worker(name)
+        self.wait(lambda: self.connected_workers() >= set(self.workers), 60, "workers to connect")
+
+    def stop_all(self) -> None:
+        for name in self.workers:
+            self.stop_worker(name)
+        self.stop_master()
+
+    # --- the REST API ----------------------------------------------------------------------
+    def api(self, path: str) -> Any:
+        with urllib.request.urlopen(f"{self.url}api/v2/{path.lstrip('/')}", timeout=30) as resp:
+            return json.load(resp)
+
+    def connected_workers(self) -> set[str]:
+        return {w["name"] for w in self.api("workers")["workers"] if w["connected_to"]}
+
+    def builds(self, builder: str) -> list[dict[str, Any]]:
+        return list(self.api(f"builders/{builder}/builds?order=number")["builds"])
+
+    def wait(self, predicate: Callable[[], Any], timeout: float, what: str, every: float = 0.2) -> Any:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                value = predicate()
+            except OSError:
+                value = None
+            if value:
+                return value
+            time.sleep(every)
+        raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+    def wait_release(self, number: int = 1, timeout: float = 600) -> dict[str, Any]:
+        """The finished release build with this number."""
+        def done() -> dict[str, Any] | None:
+            builds = [b for b in self.builds("release") if b["number"] == number and b["complete"]]
+            return builds[0] if builds else None
+        return dict(self.wait(done, timeout, f"release build #{number}", every=0.5))
+
+
+def write_farm(root: Path, template: Path, platforms: list[str], workers_per_platform: int = 1,
+               release: dict[str, Any] | None = None, master: dict[str, Any] | None = None) -> LocalFarm:
+    """A farm.toml for this machine: the template's project, the given platforms, local workers."""
+    data = tomllib.loads(template.read_text(encoding="utf-8"))
+    root.mkdir(parents=True, exist_ok=True)
+    www_port, pb_port = free_port(), free_port()
+    data["project"]["git_url"] = str(root / "remote.git")
+    data["platforms"] = {name: data.get("platforms", {}).get(name, {}) for name in platforms}
+    workers: dict[str, list[str]] = {}
+    for name in platforms:
+        for i in range(1, workers_per_platform + 1):
+            workers[f"local-{name}-{i}"] = [name]
+    data["workers"] = {w: {"platforms": p, "max_builds": 1} for w, p in workers.items()}
+    data["release"] = {**data.get("release", {}), "publisher": "directory",
+                       "directory": str(root / "releases"), **(release or {})}
+    data["master"] = {"www_bind": "127.0.0.1", "www_port": www_port, "url": f"http://127.0.0.1:{www_port}/",
+                      "pb_port": pb_port, "db_url": "sqlite:///state.sqlite", "poll_interval": 0,
+                      "secrets_dir": str(root / "secrets"), **(master or {})}
+    spec_path = root / "farm.toml"
+    spec_path.write_text(tomlwrite.dumps(data), encoding="utf-8")
+    farm = LocalFarm(root=root, spec_path=spec_path, www_port=www_port, pb_port=pb_port, workers=workers)
+    for worker in workers:
+        farm.secrets.generate(worker_secret_name(worker))
+    farm.secrets.generate("change-source-password")
+    return farm

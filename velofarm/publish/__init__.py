@@ -1,0 +1,1 @@
+"""Publishers: where a verified release goes. One interface, chosen in farm.toml."""

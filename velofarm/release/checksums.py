@@ -1,0 +1,49 @@
+"""SHA-256 files in the one format both `sha256sum -c` and `shasum -a 256 -c` accept."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+
+from velofarm.errors import ReleaseError
+
+CHUNK = 1024 * 1024
+LINE = re.compile(r"^([0-9a-f]{64})  ([^/\\\n]+)\n$")
+
+
+def sha256_file(path: Path) -> str:
+    """Lowercase hex SHA-256 of a file, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def checksum_line(hexdigest: str, name: str) -> str:
+    """`<hex>  <name>\\n`: two spaces (text mode), LF, lowercase."""
+    return f"{hexdigest.lower()}  {name}\n"
+
+
+def read_checksum_file(path: Path) -> tuple[str, str]:
+    """(hex, name) from a one-line `.sha256` file; ReleaseError naming the file if malformed."""
+    text = path.read_text(encoding="utf-8")
+    m = LINE.match(text)
+    if not m:
+        raise ReleaseError(f"{path.name}: not a checksum line '<64 lowercase hex>  <file name>\\n'; "
+                           "rebuild the platform to regenerate it")
+    return m.group(1), m.group(2)
+
+
+def parse_sums(text: str, where: str) -> dict[str, str]:
+    """SHA256SUMS content as {name: hex}; ReleaseError on a malformed or duplicate line."""
+    result: dict[str, str] = {}
+    for number, line in enumerate(text.splitlines(keepends=True), 1):
+        m = LINE.match(line if line.endswith("\n") else line + "\n")
+        if not m:
+            raise ReleaseError(f"{where}: line {number} is not '<64 lowercase hex>  <file name>'")
+        if m.group(2) in result:
+            raise ReleaseError(f"{where}: '{m.group(2)}' is listed twice")
+        result[m.group(2)] = m.group(1)
+    return result
