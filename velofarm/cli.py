@@ -64,18 +64,6 @@ def cmd_release_assemble(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_release_publish(args: argparse.Namespace) -> int:
-    from velofarm.publish.select import publisher_for
-    from velofarm.release.verify import load_release
-    spec = _spec(args)
-    release = load_release(Path(args.dir))
-    outcome = publisher_for(spec).publish(release)
-    print(f"{release.tag}: {outcome.state}: {outcome.location}")
-    for action in outcome.actions:
-        print(f"  {action}")
-    return 0
-
-
 def cmd_publish(args: argparse.Namespace) -> int:
     from velofarm.publish.directory import DirectoryPublisher
     from velofarm.release.verify import load_release
@@ -135,15 +123,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dir")
     p = add("resolve-tag", cmd_resolve_tag, "print the commit a release tag points to")
     p.add_argument("tag")
-    p = add("release", lambda a: a.release_func(a), "assemble or publish a release (used by the coordinator)")
-    rsub = p.add_subparsers(dest="release_command", required=True)
-    ra = rsub.add_parser("assemble", help="collect and verify artifacts into a release folder")
-    ra.set_defaults(release_func=cmd_release_assemble)
+    p = add("release-assemble", cmd_release_assemble, "collect and verify artifacts into a release folder")
     for opt in ("--tag", "--commit", "--artifacts", "--out"):
-        ra.add_argument(opt, required=True)
-    rp = rsub.add_parser("publish", help="publish a release folder with the configured publisher")
-    rp.set_defaults(release_func=cmd_release_publish)
-    rp.add_argument("--dir", required=True)
+        p.add_argument(opt, required=True)
     p = add("publish", cmd_publish, "(re)publish a verified release folder by hand", spec=False)
     p.add_argument("release_dir")
     p.add_argument("--to", choices=("github", "directory"), required=True)

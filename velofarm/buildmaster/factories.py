@@ -9,7 +9,7 @@ from pathlib import Path
 from buildbot.plugins import steps, util
 
 from velofarm import pack, preflight
-from velofarm.buildmaster.steps import CommitArtifacts, ReleaseTrigger
+from velofarm.buildmaster.steps import CommitArtifacts, PublishRelease, ReleaseTrigger
 from velofarm.job import build_job
 from velofarm.platforms import Platform
 from velofarm.spec import Spec
@@ -111,15 +111,12 @@ def release_factory(spec: Spec, artifacts_root: Path, staging_root: Path) -> uti
     staging = util.Interpolate(f"{staging_root}/%(prop:tag)s-%(prop:buildnumber)s")
     f.addStep(steps.ShellCommand(
         name="verify and assemble", haltOnFailure=True,
-        command=velofarm_command("release", "assemble", "--spec", spec_path, "--tag", TAG,
+        command=velofarm_command("release-assemble", "--spec", spec_path, "--tag", TAG,
                                  "--commit", util.Property("tag_commit"), "--artifacts", str(artifacts_root),
                                  "--out", staging)))
-    env = {}
-    if spec.release.publisher == "github":
-        env["VELOFARM_GITHUB_TOKEN"] = util.Secret(spec.release.github_token_secret)
-    f.addStep(steps.ShellCommand(
-        name="publish", haltOnFailure=True, env=env,
-        doStepIf=lambda step: not step.getProperty("dry_run", False),
-        command=velofarm_command("release", "publish", "--spec", spec_path, "--dir", staging)))
+    f.addStep(PublishRelease(name="publish", spec_path=spec_path, directory=staging,
+                             token=util.Secret(spec.release.github_token_secret)
+                             if spec.release.publisher == "github" else None,
+                             doStepIf=lambda step: not step.getProperty("dry_run", False), haltOnFailure=True))
     f.addStep(steps.RemoveDirectory(name="clean staging", dir=staging, alwaysRun=True, hideStepIf=True))
     return f

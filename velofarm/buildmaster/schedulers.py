@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from buildbot.plugins import schedulers, util
+from buildbot.process.properties import Properties
 from buildbot.schedulers.forcesched import ValidationError
 from twisted.internet import defer, threads
 from twisted.python import log
@@ -41,10 +42,15 @@ class TagScheduler(schedulers.AnyBranchScheduler):
         if decision.tag in seen:
             log.msg(f"velofarm: tag {decision.tag} already started a release; ignoring change {change.number}")
             return
-        yield self.setState("released_tags", [*seen, decision.tag])
         log.msg(f"velofarm: release of {decision.tag} from change {change.number}")
+        props = Properties()
+        props.setProperty("tag", decision.tag, "TagScheduler")
+        props.setProperty("dry_run", False, "TagScheduler")
         yield self.addBuildsetForChanges(reason=f"tag {decision.tag} pushed", changeids=[change.number],
-                                         properties={"tag": decision.tag, "dry_run": False})
+                                         properties=props)
+        # Changes are handled one at a time (Buildbot's change consumption lock), so recording the
+        # tag after the buildset exists cannot let a second arrival slip through.
+        yield self.setState("released_tags", [*seen, decision.tag])
 
 
 class TagParameter(util.StringParameter):

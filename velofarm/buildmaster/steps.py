@@ -68,3 +68,56 @@ class ReleaseTrigger(Trigger):
     def getResultSummary(self) -> dict[str, str]:
         summary = getattr(self, "failed_summary", None)
         return {"step": summary} if summary else super().getResultSummary()
+
+
+class PublishRelease(BuildStep):
+    """Publishes the assembled release from the master, with the token from Buildbot's secrets.
+
+    It runs in a thread of the master rather than as a command, so the token is never put in a
+    process environment (Buildbot prints a command's environment into its log).
+    """
+
+    renderables = ["directory", "token"]
+
+    def __init__(self, spec_path: str, directory: Any, token: Any = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.spec_path = spec_path
+        self.directory = directory
+        self.token = token
+
+    @defer.inlineCallbacks
+    def run(self) -> Any:
+        from twisted.internet import reactor
+
+        log = yield self.addLog("stdio")
+
+        def emit(line: str) -> None:
+            reactor.callFromThread(log.addStdout, line.rstrip("\n") + "\n")  # type: ignore[attr-defined]
+
+        try:
+            outcome = yield threads.deferToThread(publish_release_dir, self.spec_path, self.directory,
+                                                  self.token, emit)
+        except VelofarmError as exc:
+            yield log.addStderr(f"error: {exc}\n")
+            self.descriptionDone = ["publish failed"]
+            return FAILURE
+        yield log.addStdout(f"{outcome.state}: {outcome.location}\n")
+        self.setProperty("release_location", outcome.location, "PublishRelease")
+        self.setProperty("publish_state", outcome.state, "PublishRelease")
+        self.descriptionDone = [outcome.state]
+        return SUCCESS
+
+
+def publish_release_dir(spec_path: str, directory: str, token: str | None, emit: Any) -> Any:
+    """Load, verify and publish one release folder (runs in a thread)."""
+    from velofarm.publish.select import publisher_for
+    from velofarm.release.verify import load_release
+    from velofarm.spec import load_spec
+
+    spec = load_spec(spec_path)
+    release = load_release(Path(directory))
+    emit(f"publishing {release.tag} ({len(release.assets)} assets) with the {spec.release.publisher} publisher")
+    outcome = publisher_for(spec, token, emit).publish(release)
+    for action in outcome.actions:
+        emit(f"  {action}")
+    return outcome
