@@ -143,7 +143,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(spec=str(Path(__file__).resolve().parent.parent / "farm.toml"))
     p.add_argument("--dir", default=".demo", help="scratch folder (default .demo)")
     p.add_argument("--once", action="store_true", help="exit when the release is done")
+    for register in extra_commands():
+        register(sub)
     return parser
+
+
+def extra_commands() -> list:  # type: ignore[type-arg]
+    """Command groups kept in their own modules; each adds its subparsers."""
+    from velofarm import cli_users, cli_workers
+    return [cli_users.register, cli_workers.register]
 
 
 def main(argv: list[str] | None = None) -> int:
