@@ -1,0 +1,58 @@
+"""Shared fixtures: system-package checks (skip by hand, fail in CI) and whole local farms."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import pytest
+
+from velofarm.localfarm import LocalFarm, write_farm
+
+REPO = Path(__file__).resolve().parent.parent
+FARM_TOML = REPO / "farm.toml"
+IN_CI = os.environ.get("CI", "").lower() == "true"
+HOST_PLATFORMS = ["linux-x86_64", "windows-x86_64-gnu"]
+
+
+def need(program: str, package: str) -> str:
+    """The program's path; skip when it is missing (fail in CI, where .ci/run installs `package`)."""
+    found = shutil.which(program) or (program if os.path.isabs(program) and os.access(program, os.X_OK) else None)
+    if found:
+        return found
+    message = f"{program} is missing: apt-get install {package}"
+    if IN_CI:
+        pytest.fail(f"{message} (CI=true: .ci/run should have installed it)")
+    pytest.skip(message)
+
+
+def need_host_toolchains() -> None:
+    """Everything the two platforms this host builds need (linux-gnu natively, windows-gnu via mingw)."""
+    need("cargo", "cargo (or rustup)")
+    need("/usr/bin/cargo", "cargo")
+    need("/usr/bin/rustc", "rustc")
+    need("x86_64-w64-mingw32-gcc", "gcc-mingw-w64-x86-64")
+    need("/usr/lib/wine/wine64", "wine64")
+    if not Path("/usr/lib/rustlib/x86_64-pc-windows-gnu/lib").is_dir():
+        need("/usr/lib/rustlib/x86_64-pc-windows-gnu/lib/missing", "libstd-rust-dev-windows")
+
+
+@pytest.fixture
+def make_farm(tmp_path: Path) -> Iterator[Callable[..., LocalFarm]]:
+    """Build local farms (master + real worker processes on loopback); all are stopped afterwards."""
+    farms: list[LocalFarm] = []
+
+    def make(platforms: list[str] | None = None, name: str = "farm", **kwargs: Any) -> LocalFarm:
+        need_host_toolchains()
+        farm = write_farm(tmp_path / name, FARM_TOML, platforms or HOST_PLATFORMS, **kwargs)
+        farms.append(farm)
+        return farm
+
+    yield make
+    for farm in farms:
+        farm.stop_all()
+        log = farm.master_dir / "twistd.log"
+        if log.exists() and os.environ.get("VELOFARM_KEEP_LOGS"):
+            shutil.copy(log, REPO / "test-artifacts" / f"{farm.root.name}-twistd.log")
