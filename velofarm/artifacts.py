@@ -3,20 +3,41 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from pathlib import Path
 
 from velofarm.errors import PackError
 from velofarm.release.checksums import read_checksum_file, sha256_file
 
+# Tags, platforms and archive names become folder and file names under the store: one path part
+# each, so no value can reach outside it. '+' is allowed for semantic-version build metadata.
+SAFE_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
+
+
+def check_part(value: str, what: str) -> str:
+    """`value` if it is a single safe path part; PackError naming it otherwise."""
+    if not isinstance(value, str) or not SAFE_PART.match(value) or ".." in value or len(value) > 200:
+        raise PackError(f"{what} {value!r} cannot name a file in the artifact store: use letters, digits, "
+                        "'.', '_', '+' and '-' only (no '/', no '..')")
+    return value
+
 
 def incoming_dir(root: Path, tag: str, platform: str, build_number: int) -> Path:
     """Where one build uploads its files before they are checked and moved into place."""
-    return root / tag / f".incoming-{platform}-{build_number}"
+    check_part(tag, "tag")
+    check_part(platform, "platform")
+    return root / tag / f".incoming-{platform}-{int(build_number)}"
 
 
-def commit_incoming(root: Path, tag: str, platform: str, build_number: int, archive: str) -> Path:
-    """Verify an uploaded archive against its .sha256 and atomically make it the platform's artifact."""
+def commit_incoming(root: Path, tag: str, platform: str, build_number: int, archive: str,
+                    received_sha256: str | None = None) -> Path:
+    """Verify an uploaded archive against its .sha256 and atomically make it the platform's artifact.
+
+    `received_sha256` is the digest the upload receiver computed from the bytes as they arrived;
+    given it, the archive is not read a second time.
+    """
+    check_part(archive, "archive")
     incoming = incoming_dir(root, tag, platform, build_number)
     archive_path, sums_path = incoming / archive, incoming / f"{archive}.sha256"
     try:
@@ -24,7 +45,7 @@ def commit_incoming(root: Path, tag: str, platform: str, build_number: int, arch
             if not path.is_file():
                 raise PackError(f"tag {tag}: platform {platform}: {path.name} did not arrive at the master")
         expected, name = read_checksum_file(sums_path)
-        actual = sha256_file(archive_path)
+        actual = received_sha256 or sha256_file(archive_path)
         if name != archive or actual != expected:
             raise PackError(f"tag {tag}: platform {platform}: {archive} arrived with SHA-256 {actual}, "
                             f"but the worker computed {expected}; the transfer was damaged: rebuild")

@@ -91,6 +91,10 @@ def watch(farm: LocalFarm, platforms: list[str], started: float) -> dict[str, An
             if build is None:
                 continue
             state = build["state_string"]
+            if not build["complete"]:
+                running = [st["name"] for st in farm.api(f"builds/{build['buildid']}/steps")["steps"]
+                           if st["started_at"] and not st["complete"]]
+                state = running[0] if running else state
             if shown.get(name) != state:
                 shown[name] = state
                 print(f"{time.monotonic() - started:6.1f}s  {name:<20} {state}", flush=True)

@@ -33,8 +33,11 @@ def free_port() -> int:
 
 
 def git(*args: str, cwd: Path | None = None) -> str:
+    # Fixed names and dates: the same example gives the same commits, so two farms build
+    # byte-identical archives (SOURCE_DATE_EPOCH comes from the tagged commit).
     env = {**os.environ, "GIT_AUTHOR_NAME": "velofarm", "GIT_AUTHOR_EMAIL": "velofarm@localhost",
-           "GIT_COMMITTER_NAME": "velofarm", "GIT_COMMITTER_EMAIL": "velofarm@localhost"}
+           "GIT_COMMITTER_NAME": "velofarm", "GIT_COMMITTER_EMAIL": "velofarm@localhost",
+           "GIT_AUTHOR_DATE": "2026-01-01T00:00:00Z", "GIT_COMMITTER_DATE": "2026-01-01T00:00:00Z"}
     out = subprocess.run(["git", *args], cwd=cwd, env=env, capture_output=True, text=True)
     if out.returncode != 0:
         raise RuntimeError(f"git {' '.join(args)} failed: {out.stderr.strip()}")
@@ -84,6 +87,17 @@ class LocalFarm:
         git("push", "-q", "origin", "main", cwd=self.src)
         install_hook(self.remote, sys.executable, f"127.0.0.1:{self.pb_port}",
                      self.secrets.path("change-source-password"), str(self.remote))
+
+    def set_version(self, version: str) -> None:
+        """Commit a new package version (Cargo.toml and Cargo.lock), as a release bump does."""
+        for name in ("Cargo.toml", "Cargo.lock"):
+            path = self.src / name
+            text = path.read_text(encoding="utf-8")
+            head, sep, rest = text.partition('name = "velostream"\nversion = "')
+            old = rest.split('"', 1)
+            path.write_text(head + sep + version + '"' + old[1], encoding="utf-8")
+        git("commit", "-q", "-am", f"version {version}", cwd=self.src)
+        git("push", "-q", "origin", "main", cwd=self.src)
 
     def push_tag(self, tag: str, message: str | None = None) -> None:
         if message:

@@ -10,7 +10,8 @@ from typing import Any
 
 from velofarm.errors import SpecError
 from velofarm.names import unsafe_name_reason
-from velofarm.platforms import Platform, build_platform, catalogue_data, suggest
+from velofarm.platforms import OSES, Platform, build_platform, catalogue_data, suggest
+from velofarm.registry import read_registry
 
 DEFAULT_TAG_PATTERN = (r"^v(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
                        r"(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$")
@@ -41,6 +42,8 @@ class Worker:
     name: str
     platforms: tuple[str, ...]
     max_builds: int = 1
+    os: str = ""  # linux, macos or windows; "" when farm.toml does not say
+    source: str = "farm.toml"  # the file that declares it (farm.toml or the worker registry)
 
 
 @dataclass(frozen=True)
@@ -62,8 +65,11 @@ class MasterSettings:
     db_url: str = "sqlite:///state.sqlite"
     db_url_secret: str = ""
     poll_interval: int = 60
+    webhook_port: int = 0  # 0: no webhook endpoint
     secrets_dir: str = "secrets"
     artifacts_dir: str = "artifacts"
+    worker_registry: str = "workers/registry.toml"  # workers added by `velofarm worker add`
+    public_host: str = "127.0.0.1"  # the host name workers use to reach the master's pb_port
 
 
 @dataclass(frozen=True)
@@ -115,19 +121,24 @@ def load_spec(path: str | Path) -> Spec:
     return parse_spec(data, path)
 
 
-def parse_spec(data: dict[str, Any], path: Path) -> Spec:
-    """Validate already-parsed farm.toml data."""
+def parse_spec(data: dict[str, Any], path: Path,
+               registry: dict[str, dict[str, Any]] | None = None) -> Spec:
+    """Validate already-parsed farm.toml data, merged with the worker registry.
+
+    `registry` stands in for the registry file's worker tables (to validate an edit before it is
+    written); None reads the file [master] worker_registry names.
+    """
     where = path.name
     _only(data, {"project", "platforms", "workers", "release", "master", "users"}, where)
     project = _project(_table(data, "project", where), f"{where}: project")
     platforms = _platforms(_table(data, "platforms", where), f"{where}: platforms")
-    workers = _workers(_table(data, "workers", where), platforms, f"{where}: workers")
+    master = _master(data.get("master", {}), f"{where}: master")
+    workers = _all_workers(data, platforms, path, master, registry)
     for name in platforms:
         if not any(name in w.platforms for w in workers.values()):
             raise SpecError(f"{where}: platforms.{name}: no worker serves this platform; add it to a "
                             f"worker's platforms (velofarm worker add NAME --platform {name}) or remove it")
     release = _release(data.get("release", {}), f"{where}: release")
-    master = _master(data.get("master", {}), f"{where}: master")
     users = _users(data.get("users", {}), f"{where}: users")
     return Spec(path=path, project=project, platforms=platforms, workers=workers, release=release,
                 master=master, users=users, raw=data)
@@ -217,7 +228,47 @@ def _platforms(table: dict[str, Any], where: str) -> dict[str, Platform]:
     return result
 
 
-def _workers(table: dict[str, Any], platforms: dict[str, Platform], where: str) -> dict[str, Worker]:
+def master_settings(data: dict[str, Any], path: Path) -> MasterSettings:
+    """farm.toml's [master] alone, validated (for commands that must work while the registry is broken)."""
+    return _master(data.get("master", {}), f"{path.name}: master")
+
+
+def registry_path(path: Path, master: MasterSettings) -> Path:
+    """The worker registry file, relative to farm.toml's folder."""
+    if not isinstance(master.worker_registry, str) or not master.worker_registry:
+        raise SpecError(f"{path.name}: master.worker_registry: must be a path, e.g. \"workers/registry.toml\"")
+    value = Path(master.worker_registry).expanduser()
+    return value if value.is_absolute() else path.parent / value
+
+
+def _all_workers(data: dict[str, Any], platforms: dict[str, Platform], path: Path, master: MasterSettings,
+                 registry: dict[str, dict[str, Any]] | None) -> dict[str, Worker]:
+    # farm.toml's [workers] and the registry, validated alike; a name in both is ambiguous.
+    where = path.name
+    table = data.get("workers", {})
+    if not isinstance(table, dict):
+        raise SpecError(f"{where}: workers: must be tables ([workers.NAME])")
+    workers = _workers(table, platforms, f"{where}: workers", source=where)
+    reg_path = registry_path(path, master)
+    shown = _shown(reg_path, path.parent)
+    tables = read_registry(reg_path) if registry is None else registry
+    added = _workers(tables, platforms, f"{shown}: workers", source=shown)
+    for name in added:
+        if name in workers:
+            raise SpecError(f"worker '{name}' is declared in both {where} [workers.{name}] and {shown}; keep one: "
+                            f"delete it from {where}, or run: velofarm worker remove {name}")
+    return {**workers, **added}
+
+
+def _shown(path: Path, root: Path) -> str:
+    try:
+        return str(path.relative_to(root))
+    except ValueError:
+        return str(path)
+
+
+def _workers(table: dict[str, Any], platforms: dict[str, Platform], where: str,
+             source: str = "farm.toml") -> dict[str, Worker]:
     result: dict[str, Worker] = {}
     for name, body in table.items():
         _name(name, f"{where}.{name}")
@@ -237,10 +288,25 @@ def _workers(table: dict[str, Any], platforms: dict[str, Platform], where: str) 
         max_builds = body.get("max_builds", 1)
         if not isinstance(max_builds, int) or isinstance(max_builds, bool) or not 1 <= max_builds <= 64:
             raise SpecError(f"{where}.{name}.max_builds: must be a whole number from 1 to 64, got {max_builds!r}")
-        result[name] = Worker(name=name, platforms=tuple(served), max_builds=max_builds)
+        result[name] = Worker(name=name, platforms=tuple(served), max_builds=max_builds,
+                              os=_worker_os(body.get("os", ""), served, platforms, f"{where}.{name}.os"),
+                              source=source)
     if "release-coordinator" in result:
         raise SpecError(f"{where}.release-coordinator: this name is reserved for the master's own worker")
     return result
+
+
+def _worker_os(value: Any, served: list[str], platforms: dict[str, Platform], where: str) -> str:
+    # A platform's os is the OS of the machine that builds it (windows-x86_64-gnu builds on linux).
+    if value == "":
+        return ""
+    if value not in OSES:
+        raise SpecError(f"{where}: '{value}' is not one of {', '.join(OSES)}{suggest(str(value), list(OSES))}")
+    for p in served:
+        if platforms[p].os != value:
+            raise SpecError(f"{where}: '{value}', but platform {p} builds on {platforms[p].os}; "
+                            f"serve it from a {platforms[p].os} worker, or set os = \"{platforms[p].os}\"")
+    return str(value)
 
 
 def _release(table: Any, where: str) -> ReleaseSettings:
@@ -273,9 +339,9 @@ def _master(table: Any, where: str) -> MasterSettings:
         raise SpecError(f"{where}: must be a table")
     defaults = MasterSettings()
     _only(table, set(defaults.__dataclass_fields__), where)
-    for key in ("www_port", "pb_port", "poll_interval"):
+    for key in ("www_port", "pb_port", "poll_interval", "webhook_port"):
         value = table.get(key, getattr(defaults, key))
-        low = 0 if key == "poll_interval" else 1
+        low = 0 if key in ("poll_interval", "webhook_port") else 1
         if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= 65535:
             raise SpecError(f"{where}.{key}: must be a whole number from {low} to 65535, got {value!r}")
     if "db_url" in table and "db_url_secret" in table:
@@ -290,8 +356,15 @@ def _master(table: Any, where: str) -> MasterSettings:
 def _users(table: Any, where: str) -> dict[str, dict[str, str]]:
     if not isinstance(table, dict):
         raise SpecError(f"{where}: must be a table")
+    from velofarm.users import GITHUB_TABLE, ROLES, github_table_problem
     for name, body in table.items():
+        if name == GITHUB_TABLE:
+            problem = github_table_problem(body, [n for n in table if n != GITHUB_TABLE])
+            if problem:
+                raise SpecError(f"{where}.{name}: {problem}")
+            continue
         _name(name, f"{where}.{name}")
-        if not isinstance(body, dict) or not isinstance(body.get("role"), str):
+        if not isinstance(body, dict) or body.get("role") not in ROLES:
             raise SpecError(f"{where}.{name}: needs role = \"ops\" or \"release-manager\" (use velofarm user add)")
+        _only(body, {"role"}, f"{where}.{name}")
     return table

@@ -8,11 +8,13 @@ from typing import Any
 
 from buildbot.plugins import secrets, util
 
-from velofarm.buildmaster.changes import CHANGE_USER, change_sources
+from velofarm.buildmaster.changes import change_sources
 from velofarm.buildmaster.factories import platform_factory, release_factory
 from velofarm.buildmaster.schedulers import RELEASE_BUILDER, all_schedulers
+from velofarm.buildmaster.uploads import upload_service
+from velofarm.buildmaster.webhook import WebhookService
 from velofarm.buildmaster.workers import COORDINATOR, all_workers
-from velofarm.buildmaster.www import www_config
+from velofarm.buildmaster.www import WEBHOOK_SECRET, www_config
 from velofarm.secretstore import SecretStore
 from velofarm.spec import Spec, load_spec
 
@@ -43,14 +45,56 @@ def builders(spec: Spec, basedir: Path) -> list[Any]:
     return result
 
 
+def services(spec: Spec, store: SecretStore) -> list[Any]:
+    """Extra services in the master process: the signed webhook endpoint."""
+    result: list[Any] = [upload_service(spec)]  # workers PUT archives here (uploads.py)
+    if spec.master.webhook_port:
+        secret = store.get(WEBHOOK_SECRET)
+        if not secret:
+            raise ValueError(f"farm.toml: master.webhook_port is set but the secret '{WEBHOOK_SECRET}' is missing "
+                             f"from {store.directory}; write the webhook secret there (mode 0600)")
+        result.append(WebhookService(
+            port=f"tcp:{spec.master.webhook_port}:interface={spec.master.www_bind}",
+            secret=secret, repository=spec.repo_url))
+    return result
+
+
 def db_url(spec: Spec, store: SecretStore) -> str:
     if spec.master.db_url_secret:
         url = store.get(spec.master.db_url_secret)
         if not url:
             raise ValueError(f"farm.toml: master.db_url_secret: secret '{spec.master.db_url_secret}' is missing "
                              f"from {store.directory}; write the database URL there (mode 0600)")
-        return url
-    return spec.master.db_url
+        return with_postgres_driver(url)
+    return with_postgres_driver(spec.master.db_url)
+
+
+def with_postgres_driver(url: str) -> str:
+    """postgresql://... → postgresql+psycopg2://...: SQLAlchemy 2.1 made psycopg 3 the default
+    driver, and velofarm ships psycopg2 (the `postgres` extra) as Buildbot 4.3 documents."""
+    for scheme in ("postgresql://", "postgres://"):
+        if url.startswith(scheme):
+            return "postgresql+psycopg2://" + url[len(scheme):]
+    return url
+
+
+class SecretsFolder(secrets.SecretInAFile):
+    """SecretInAFile that reads a secret's file each time the secret is asked for.
+
+    SecretInAFile loads the folder only when it is configured, and Buildbot reconfigures the
+    workers before the secret providers (a provider only when its arguments change): a worker
+    added, or a password rotated, while the master runs would stay unknown or old until a restart.
+    """
+
+    def get(self, entry: str) -> str | None:
+        if not entry or os.sep in entry or entry.startswith("."):
+            return None
+        path = os.path.join(self._dirname, entry)
+        if not os.path.isfile(path):
+            return None
+        self.checkFileIsReadOnly(self._dirname, entry)
+        with open(path, encoding="utf-8") as fh:
+            return fh.read().rstrip("\r\n")
 
 
 def load_master_config(basedir: str | Path, spec_path: str | Path | None = None) -> dict[str, Any]:
@@ -67,12 +111,13 @@ def load_master_config(basedir: str | Path, spec_path: str | Path | None = None)
         "protocols": {"pb": {"port": f"tcp:{spec.master.pb_port}:interface={spec.master.www_bind}"
                              if spec.master.www_bind in ("127.0.0.1", "::1") else spec.master.pb_port}},
         "db": {"db_url": db_url(spec, store)},
-        "secretsProviders": [secrets.SecretInAFile(dirname=str(store.directory))],
+        "secretsProviders": [SecretsFolder(dirname=str(store.directory))],
         "workers": all_workers(spec),
         "builders": builders(spec, basedir),
         "schedulers": all_schedulers(spec),
         "change_source": change_sources(spec, store.get(CHANGE_SECRET), basedir / "gitpoller"),
-        "www": www_config(spec, store),
+        "www": www_config(spec, store, basedir / spec.master.artifacts_dir),
+        "services": services(spec, store),
         "collapseRequests": False,
         "properties": {"velofarm_spec": str(spec.path)},
     }

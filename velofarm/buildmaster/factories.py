@@ -8,8 +8,9 @@ from pathlib import Path
 
 from buildbot.plugins import steps, util
 
-from velofarm import pack, preflight
-from velofarm.buildmaster.steps import CommitArtifacts, PublishRelease, ReleaseTrigger
+from velofarm import pack, preflight, transfer
+from velofarm.buildmaster.steps import PublishRelease, ReleaseTrigger
+from velofarm.buildmaster.uploads import UploadArtifact
 from velofarm.job import build_job
 from velofarm.platforms import Platform
 from velofarm.spec import Spec
@@ -63,7 +64,7 @@ def platform_factory(spec: Spec, platform: Platform, artifacts_root: Path) -> ut
     f.addStep(steps.RemoveDirectory(name="clean dist", dir="dist", hideStepIf=True))
     f.addStep(steps.StringDownload(json.dumps(build_job(spec, platform), indent=1), workerdest=JOB,
                                    name="send job", hideStepIf=True))
-    for module in (pack, preflight):
+    for module in (pack, preflight, transfer):
         f.addStep(steps.FileDownload(mastersrc=str(Path(module.__file__ or "")),
                                      workerdest=f"{TOOLS}/{Path(module.__file__ or '').name}",
                                      name=f"send {Path(module.__file__ or '').stem}", hideStepIf=True))
@@ -81,14 +82,11 @@ def platform_factory(spec: Spec, platform: Platform, artifacts_root: Path) -> ut
                     "--format", platform.archive, "--epoch", util.Interpolate("%(prop:source_date_epoch)s"),
                     "--out", util.Interpolate("../dist/%(kw:a)s", a=_archive(spec, platform))))
     f.addStep(_tool(platform, "checksum", "pack.py", "checksum", util.Interpolate("../dist/%(kw:a)s", a=_archive(spec, platform))))
-    incoming = util.Interpolate(f"{artifacts_root}/%(prop:tag)s/.incoming-{platform.name}-%(prop:buildnumber)s")
-    for suffix in ("", ".sha256"):
-        f.addStep(steps.FileUpload(
-            name=f"upload{suffix or ' archive'}", workersrc=util.Interpolate("../dist/%(kw:a)s" + suffix, a=_archive(spec, platform)),
-            masterdest=util.Interpolate("%(kw:d)s/%(kw:a)s" + suffix, d=incoming, a=_archive(spec, platform)),
-            blocksize=512 * 1024, haltOnFailure=True, workdir="build"))
-    f.addStep(CommitArtifacts(name="store artifact", artifacts_root=str(artifacts_root), platform=platform.name,
-                              archive=_archive(spec, platform), haltOnFailure=True))
+    # One streamed, resumable HTTP PUT into the store, hashed as it arrives (see uploads.py),
+    # instead of FileUpload's one round trip per block and a second read to verify.
+    f.addStep(UploadArtifact(name="store artifact", artifacts_root=str(artifacts_root), platform=platform.name,
+                             archive=_archive(spec, platform), source_dir="../dist", python=platform.python,
+                             tools=TOOLS, haltOnFailure=True, workdir="build"))
     return f
 
 
