@@ -1,4 +1,4 @@
-"""`velofarm user add|remove|passwd|list`: web UI users in farm.toml, password hashes in the secrets folder."""
+"""`velofarm user add|remove|passwd|list`: users in farm.toml, password hashes in the secrets folder."""
 
 from __future__ import annotations
 

@@ -90,7 +90,7 @@ def force_schedulers(spec: Spec) -> list[Any]:
                                               project=util.FixedParameter("project", ""))],
             reason=util.StringParameter(name="reason", label="Reason", default="forced release", size=40),
             properties=[TagParameter("tag", spec.release.tag_pattern, spec.repo_url, label="Tag", size=20),
-                        util.FixedParameter("dry_run", dry)]))
+                        util.FixedParameter("dry_run", default=dry)]))
     return result
 
 
