@@ -16,6 +16,8 @@ from typing import Any
 
 import pytest
 from buildbot.process.properties import Properties
+
+from velofarm import preflight
 from conftest import FARM_TOML
 from twisted.python.failure import Failure
 
@@ -39,9 +41,14 @@ FIELDS = ("command", "env", "workdir", "repourl", "branch", "mode", "method", "a
 FLAGS = ("haltOnFailure", "alwaysRun", "hideStepIf", "flunkOnFailure")
 
 
-def properties(platform: str) -> Properties:
-    return Properties(tag=TAG, builddir=f"/w/build-{platform}", source_date_epoch=EPOCH, buildnumber=7,
-                      workername="w1")
+def properties(platform: str, builddir: str | None = None, sep: str = "/") -> Properties:
+    """What a build has when its cargo step runs; build_env is what the worker's preflight prints
+    (the real function, run here as the worker would, with the worker's paths)."""
+    builddir = builddir or f"/w/build-{platform}"
+    worker_env = preflight.build_env(spec().platforms[platform].to_json(), f"{builddir}{sep}build", EPOCH,
+                                     cargo_home="/home/w/.cargo" if sep == "/" else "C:\\Users\\Build Bot\\.cargo")
+    return Properties(tag=TAG, builddir=builddir, source_date_epoch=EPOCH, buildnumber=7,
+                      workername="w1", build_env=worker_env)
 
 
 def render(props: Properties, value: Any) -> Any:
@@ -223,8 +230,6 @@ def test_checkout_and_job(platform: str) -> None:
     assert {b["name"] for b in job["s"]["binaries"]} >= {"velo-sql", "velo-cli"}
 
 
-@pytest.mark.xfail(strict=True, reason="bug: factories.build_env re-implements preflight.build_env without the "
-                   "cargo-home remap, so ~/.cargo/registry paths of each worker end up in the binaries")
 @pytest.mark.parametrize("platform", ["linux-x86_64", "windows-x86_64-msvc"])
 def test_cargo_home_is_remapped_like_preflight_does(platform: str) -> None:
     env = build_step(platform)["env"]
@@ -232,16 +237,13 @@ def test_cargo_home_is_remapped_like_preflight_does(platform: str) -> None:
     assert any(f.startswith("--remap-path-prefix=") and f.endswith("=/cargo") for f in flags)
 
 
-@pytest.mark.xfail(strict=True, reason="bug: a worker folder with a space ('C:\\\\Users\\\\Build Bot\\\\w') splits "
-                   "RUSTFLAGS; preflight.build_env switches to CARGO_ENCODED_RUSTFLAGS, the factory does not")
 def test_builddir_with_a_space_keeps_the_remap_flag_whole() -> None:
     platform = "windows-x86_64-msvc"
     factory = platform_factory(spec(), spec().platforms[platform], ARTIFACTS)
-    props = properties(platform)
-    props.setProperty("builddir", "C:\\Users\\Build Bot\\w\\build-msvc", "test")
+    props = properties(platform, "C:\\Users\\Build Bot\\w\\build-msvc", sep="\\")
     cargo = next(s for s in (f.buildStep() for f in factory.steps) if s.name == "cargo build")
     env = render(props, cargo.env)
-    remap = "--remap-path-prefix=C:\\Users\\Build Bot\\w\\build-msvc/build=/build"
+    remap = "--remap-path-prefix=C:\\Users\\Build Bot\\w\\build-msvc\\build=/build"
     if "CARGO_ENCODED_RUSTFLAGS" in env:
         assert remap in env["CARGO_ENCODED_RUSTFLAGS"].split("\x1f")
     else:

@@ -268,9 +268,6 @@ def test_malformed_checksum_file(spec: Spec, store: dict[str, Path], tmp_path: P
     assert sums.name in msg
 
 
-@pytest.mark.xfail(strict=True, reason="bug: read_checksum_file uses Path.read_text (universal newlines), so a "
-                   "CRLF .sha256 (which macOS `shasum -a 256 -c` rejects) or one with a trailing blank line passes; "
-                   "read bytes and match with \\Z")
 @pytest.mark.parametrize("text", ["{hexd}  {name}\r\n", "{hexd}  {name}\n\n"], ids=["crlf", "blank-line"])
 def test_checksum_file_with_other_line_endings(spec: Spec, store: dict[str, Path], tmp_path: Path,
                                                staging: Path, text: str) -> None:
@@ -448,9 +445,6 @@ def test_checksum_file_reader(tmp_path: Path) -> None:
         parse_sums(checksum_line("ab" * 32, "x") + "garbage\n", SUMS_FILE)
 
 
-@pytest.mark.xfail(strict=True, reason="bug: verify_release accepts asset names with path parts in release.json "
-                   "('../outside.txt' with matching size and sha256), so publishers read and write outside the "
-                   "release folder; require plain file names")
 @pytest.mark.parametrize("name", ["../outside.txt", "sub/../../outside.txt"])
 def test_asset_names_must_be_plain_file_names(release_dir: Path, name: str) -> None:
     outside = release_dir.parent / "outside.txt"

@@ -226,7 +226,7 @@ UNSAFE = [
     ("a b", "no spaces or shell characters"),
     ("a;rm", "no spaces or shell characters"),
     ("$(id)", "no spaces or shell characters"),
-    ("..", "must not contain '..'"),
+    ("..", "must not be '.' or '..'"),
     ("-rf", "no spaces or shell characters"),
     ("x" * 65, "must be at most 64 characters"),
 ]
@@ -293,7 +293,7 @@ def test_binaries_missing(tmp_path: Path) -> None:
 @pytest.mark.parametrize("entry", ["/etc/passwd", "../secrets", "docs/../../x", "a\\b", ".."])
 def test_ship_entry_outside_repository(tmp_path: Path, entry: str) -> None:
     msg = refusal(tmp_path, lambda d: d["project"].update(ship=["README.md", entry]))
-    assert f"project.ship: '{entry}' must be a relative path inside the repository" in msg
+    assert f"project.ship: '{entry}' must be a plain relative path inside the repository" in msg
 
 
 def test_duplicate_ship_entry(tmp_path: Path) -> None:
@@ -307,9 +307,6 @@ def test_ship_must_be_a_list_of_paths(tmp_path: Path, ship: object) -> None:
     assert "project.ship: must be a list of paths" in msg
 
 
-@pytest.mark.xfail(strict=True, reason="bug: spec accepts ship entries the packer refuses or that overlap "
-                   "('./README.md', 'docs' + 'docs/', 'docs' + 'docs/a.md'); every worker then fails at the "
-                   "stage step after a full cargo build")
 @pytest.mark.parametrize("ship", [["./README.md"], ["docs", "docs/"], ["docs", "docs/guide.md"], ["c:x"]])
 def test_ship_entries_the_packer_refuses_are_refused_up_front(tmp_path: Path, ship: list[str]) -> None:
     refusal(tmp_path, lambda d: d["project"].update(ship=ship))
@@ -406,8 +403,6 @@ def test_default_tag_pattern_is_anchored(tmp_path: Path) -> None:
     assert not spec.tag_matches("v1.0.0junk") and not spec.tag_matches("xv1.0.0") and not spec.tag_matches("v1.0")
 
 
-@pytest.mark.xfail(strict=True, reason="bug: tag_pattern ending in '$' is not anchored when it has an "
-                   "alternation; spec.tag_matches/tagpolicy.decide use re.match, so 'v1.0.0junk' releases")
 def test_tag_pattern_with_alternation_still_refuses_junk(tmp_path: Path) -> None:
     data = copy.deepcopy(BASE)
     data["release"] = {"tag_pattern": r"^v1\.\d+\.\d+|^v2\.\d+\.\d+$"}
@@ -473,16 +468,12 @@ def test_port_bounds_accepted(tmp_path: Path) -> None:
     assert (master.www_port, master.pb_port, master.webhook_port, master.poll_interval) == (65535, 1, 0, 0)
 
 
-@pytest.mark.xfail(strict=True, reason="bug: [master] string fields are not type-checked; www_bind = 8010 or "
-                   "secrets_dir = 1 load and fail later inside Buildbot")
 @pytest.mark.parametrize("key,value", [("www_bind", 8010), ("url", 8010), ("secrets_dir", 1), ("db_url", 5)])
 def test_master_string_fields_must_be_strings(tmp_path: Path, key: str, value: object) -> None:
     msg = refusal(tmp_path, lambda d: d.update(master={key: value}))
     assert f"master.{key}" in msg
 
 
-@pytest.mark.xfail(strict=True, reason="bug: project.manifest is not checked like ship entries; an absolute "
-                   "or '..' manifest builds something outside the checkout")
 @pytest.mark.parametrize("manifest", ["/etc/Cargo.toml", "../Cargo.toml"])
 def test_manifest_must_be_inside_the_repository(tmp_path: Path, manifest: str) -> None:
     msg = refusal(tmp_path, lambda d: d["project"].update(manifest=manifest))

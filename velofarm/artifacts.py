@@ -12,7 +12,7 @@ from velofarm.release.checksums import read_checksum_file, sha256_file
 
 # Tags, platforms and archive names become folder and file names under the store: one path part
 # each, so no value can reach outside it. '+' is allowed for semantic-version build metadata.
-SAFE_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
+SAFE_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*\Z", re.ASCII)
 
 
 def check_part(value: str, what: str) -> str:

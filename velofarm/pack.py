@@ -32,7 +32,7 @@ JOB_FORMAT = 1
 FORMATS = ("tar.gz", "zip")
 CHUNK = 1024 * 1024
 # Project, tag and target become the stage folder's name: no separators, no '..' tricks.
-SAFE_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
+SAFE_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*\Z", re.ASCII)
 # A zip entry's DOS date can hold 1980-01-01 .. 2107-12-31 only.
 ZIP_MIN = (1980, 1, 1, 0, 0, 0)
 ZIP_MAX = (2107, 12, 31, 23, 59, 58)

@@ -6,9 +6,10 @@ import re
 from dataclasses import dataclass
 
 SEMVER_TAG = re.compile(
-    r"^v(?P<major>0|[1-9]\d*)\.(?P<minor>0|[1-9]\d*)\.(?P<patch>0|[1-9]\d*)"
+    r"v(?P<major>0|[1-9][0-9]*)\.(?P<minor>0|[1-9][0-9]*)\.(?P<patch>0|[1-9][0-9]*)"
     r"(?:-(?P<pre>[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*))?"
-    r"(?:\+(?P<build>[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*))?$"
+    r"(?:\+(?P<build>[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*))?",
+    re.ASCII,
 )
 
 
@@ -41,7 +42,7 @@ class TagVersion:
 
 def parse_tag(tag: str) -> TagVersion | None:
     """The version in a `vX.Y.Z[-pre][+build]` tag, or None when the tag is not one."""
-    m = SEMVER_TAG.match(tag)
+    m = SEMVER_TAG.fullmatch(tag)
     if not m:
         return None
     pre = tuple(m["pre"].split(".")) if m["pre"] else ()

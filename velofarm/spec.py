@@ -13,7 +13,7 @@ from velofarm.names import unsafe_name_reason
 from velofarm.platforms import OSES, Platform, build_platform, catalogue_data, suggest
 from velofarm.registry import read_registry
 
-DEFAULT_TAG_PATTERN = (r"^v(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
+DEFAULT_TAG_PATTERN = (r"^v(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)"
                        r"(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$")
 PUBLISHERS = ("directory", "github")
 
@@ -106,7 +106,7 @@ class Spec:
         return [w for w in self.workers.values() if platform in w.platforms]
 
     def tag_matches(self, tag: str) -> bool:
-        return re.match(self.release.tag_pattern, tag) is not None
+        return re.fullmatch(self.release.tag_pattern, tag) is not None
 
 
 def load_spec(path: str | Path) -> Spec:
@@ -174,19 +174,32 @@ def _project(table: dict[str, Any], where: str) -> Project:
     if not isinstance(ship, list) or not all(isinstance(s, str) and s for s in ship):
         raise SpecError(f"{where}.ship: must be a list of paths, e.g. [\"README.md\", \"configs\"]")
     for item in ship:
-        pure = PurePosixPath(item)
-        if pure.is_absolute() or ".." in pure.parts or "\\" in item:
-            raise SpecError(f"{where}.ship: '{item}' must be a relative path inside the repository")
-    if len(set(ship)) != len(ship):
-        dup = next(s for s in ship if ship.count(s) > 1)
-        raise SpecError(f"{where}.ship: '{dup}' is declared twice; keep one")
+        _relative_path(item, f"{where}.ship")
+    paths = [PurePosixPath(item) for item in ship]
+    for i, path in enumerate(paths):
+        for other in paths[:i]:
+            if path == other:
+                raise SpecError(f"{where}.ship: '{ship[i]}' is declared twice; keep one")
+            if other in path.parents or path in other.parents:
+                raise SpecError(f"{where}.ship: '{ship[i]}' and '{other}' overlap (one is inside the other); "
+                                "keep the outer one")
     binaries = _binaries(table.get("binaries"), f"{where}.binaries")
     manifest = table.get("manifest", "Cargo.toml")
     if not isinstance(manifest, str):
         raise SpecError(f"{where}.manifest: must be a path string")
+    _relative_path(manifest, f"{where}.manifest")
     return Project(name=table["name"], title=str(table.get("title", table["name"])),
                    git_url=table["git_url"], manifest=manifest, ship=tuple(ship),
                    binaries=binaries, needs_protoc=bool(table.get("needs_protoc", False)))
+
+
+def _relative_path(item: str, where: str) -> None:
+    """The same rules the packer applies on the worker, checked before any build starts."""
+    pure = PurePosixPath(item)
+    if (pure.is_absolute() or any(part in (".", "..") for part in item.split("/")) or "\\" in item
+            or ":" in item or item.endswith("/") or not item):
+        raise SpecError(f"{where}: '{item}' must be a plain relative path inside the repository "
+                        "(no leading '/', './', '..', ':', '\\' or trailing '/')")
 
 
 def _binaries(table: Any, where: str) -> tuple[Binary, ...]:
@@ -344,6 +357,9 @@ def _master(table: Any, where: str) -> MasterSettings:
         low = 0 if key in ("poll_interval", "webhook_port") else 1
         if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= 65535:
             raise SpecError(f"{where}.{key}: must be a whole number from {low} to 65535, got {value!r}")
+    for key, default in defaults.__dict__.items():
+        if isinstance(default, str) and key in table and not isinstance(table[key], str):
+            raise SpecError(f"{where}.{key}: must be a string, got {table[key]!r}")
     if "db_url" in table and "db_url_secret" in table:
         raise SpecError(f"{where}: set db_url or db_url_secret, not both")
     db_url = str(table.get("db_url", defaults.db_url))

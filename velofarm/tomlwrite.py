@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-import json
+import re
 from typing import Any
+
+BARE_KEY = re.compile(r"[A-Za-z0-9_-]+", re.ASCII)
 
 
 def _value(value: Any) -> str:
@@ -12,7 +14,7 @@ def _value(value: Any) -> str:
     if isinstance(value, int):
         return str(value)
     if isinstance(value, str):
-        return json.dumps(value)  # a JSON string is a valid TOML basic string
+        return _string(value)
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(_value(v) for v in value) + "]"
     if isinstance(value, dict):
@@ -20,8 +22,24 @@ def _value(value: Any) -> str:
     raise TypeError(f"cannot write {type(value).__name__} as TOML")
 
 
+def _string(text: str) -> str:
+    """A TOML basic string: escape only quotes, backslashes and control characters.
+
+    (JSON's escaping is not enough: it writes characters outside the BMP as surrogate pairs,
+    which TOML refuses.)"""
+    out = []
+    for ch in text:
+        if ch in ('"', "\\"):
+            out.append("\\" + ch)
+        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
+            out.append({"\n": "\\n", "\t": "\\t", "\r": "\\r"}.get(ch, f"\\u{ord(ch):04x}"))
+        else:
+            out.append(ch)
+    return '"' + "".join(out) + '"'
+
+
 def _key(key: str) -> str:
-    return key if key.replace("-", "").replace("_", "").isalnum() else json.dumps(key)
+    return key if BARE_KEY.fullmatch(key) else _string(key)
 
 
 def dumps(data: dict[str, Any]) -> str:

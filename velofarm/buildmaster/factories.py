@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from buildbot.plugins import steps, util
 
@@ -37,17 +38,19 @@ def bin_dir(platform: Platform) -> util.Interpolate:
     return util.Interpolate(f"%(prop:builddir)s/../.cargo-target/{platform.name}/{platform.target}/release")
 
 
-def build_env(platform: Platform) -> dict[str, object]:
-    """The build's environment: the platform's, plus reproducibility and the shared target dir."""
-    remap = util.Interpolate("--remap-path-prefix=%(prop:builddir)s/build=/build")
-    flags = " ".join(platform.rustflags)
-    return {
-        **platform.env,
-        "SOURCE_DATE_EPOCH": util.Interpolate("%(prop:source_date_epoch)s"),
-        "RUSTFLAGS": util.Interpolate("%(kw:remap)s %(kw:flags)s", remap=remap, flags=flags),
-        "CARGO_TARGET_DIR": cargo_target_dir(platform),
-        "CARGO_TERM_COLOR": "never",
-    }
+def build_env(platform: Platform) -> util.Renderer:
+    """The build's environment as the worker's preflight computed it (its own paths: source folder
+    and cargo home remapped for reproducibility), plus the per-worker target cache."""
+    @util.renderer
+    def env(props: Any) -> Any:
+        worker_env = dict(props.getProperty("build_env") or {})
+        return props.render({**worker_env, "CARGO_TARGET_DIR": cargo_target_dir(platform),
+                             "CARGO_TERM_COLOR": "never"})
+    return env
+
+
+def _parse_build_env(rc: int, stdout: str, stderr: str) -> dict[str, Any]:
+    return {"build_env": json.loads(stdout)} if rc == 0 else {}
 
 
 def _tool(platform: Platform, name: str, script: str, *args: object, **kw: object) -> steps.ShellCommand:
@@ -72,6 +75,10 @@ def platform_factory(spec: Spec, platform: Platform, artifacts_root: Path) -> ut
     f.addStep(_tool(platform, "toolchain check", "preflight.py", "toolchain", JOB))
     f.addStep(steps.SetPropertyFromCommand(name="tag time", command=["git", "log", "-1", "--format=%ct", "HEAD"],
                                            property="source_date_epoch", haltOnFailure=True, workdir="build"))
+    f.addStep(steps.SetPropertyFromCommand(
+        name="build environment", command=[platform.python, f"{TOOLS}/preflight.py", "build-env", JOB, "--tag", TAG,
+                                           "--epoch", util.Interpolate("%(prop:source_date_epoch)s")],
+        extract_fn=_parse_build_env, haltOnFailure=True, workdir="build"))
     f.addStep(steps.ShellCommand(name="cargo build", command=preflight.build_argv(platform.to_json()),
                                  env=build_env(platform), haltOnFailure=True, workdir="build"))
     f.addStep(_tool(platform, "smoke test", "preflight.py", "smoke", JOB, "--tag", TAG, "--bin-dir", bin_dir(platform)))

@@ -9,7 +9,7 @@ from pathlib import Path
 from velofarm.errors import ReleaseError
 
 CHUNK = 1024 * 1024
-LINE = re.compile(r"^([0-9a-f]{64})  ([^/\\\n]+)\n$")
+LINE = re.compile(r"([0-9a-f]{64})  ([^/\\\r\n]+)\n", re.ASCII)
 
 
 def sha256_file(path: Path) -> str:
@@ -28,8 +28,9 @@ def checksum_line(hexdigest: str, name: str) -> str:
 
 def read_checksum_file(path: Path) -> tuple[str, str]:
     """(hex, name) from a one-line `.sha256` file; ReleaseError naming the file if malformed."""
-    text = path.read_text(encoding="utf-8")
-    m = LINE.match(text)
+    # Bytes, not text: reading text would turn CRLF into LF and hide it.
+    text = path.read_bytes().decode("utf-8", errors="replace")
+    m = LINE.fullmatch(text)
     if not m:
         raise ReleaseError(f"{path.name}: not a checksum line '<64 lowercase hex>  <file name>\\n'; "
                            "rebuild the platform to regenerate it")
@@ -40,7 +41,7 @@ def parse_sums(text: str, where: str) -> dict[str, str]:
     """SHA256SUMS content as {name: hex}; ReleaseError on a malformed or duplicate line."""
     result: dict[str, str] = {}
     for number, line in enumerate(text.splitlines(keepends=True), 1):
-        m = LINE.match(line if line.endswith("\n") else line + "\n")
+        m = LINE.fullmatch(line if line.endswith("\n") else line + "\n")
         if not m:
             raise ReleaseError(f"{where}: line {number} is not '<64 lowercase hex>  <file name>'")
         if m.group(2) in result:

@@ -26,6 +26,12 @@ def _load_meta(directory: Path) -> dict[str, Any]:
     return meta
 
 
+def _plain_file_name(name: object) -> bool:
+    """An asset is a file of the release folder itself: no folders, no '..', nothing hidden."""
+    return (isinstance(name, str) and bool(name) and "/" not in name and "\\" not in name
+            and not name.startswith(".") and "\x00" not in name and name not in (RELEASE_JSON, NOTES_FILE))
+
+
 def verify_release(directory: Path) -> list[str]:
     """Every problem found in a release directory, each naming the file; empty when it verifies."""
     try:
@@ -35,6 +41,9 @@ def verify_release(directory: Path) -> list[str]:
     problems: list[str] = []
     listed = {a["name"]: a for a in meta["assets"]}
     for name, entry in sorted(listed.items()):
+        if not _plain_file_name(name):
+            problems.append(f"{RELEASE_JSON}: asset name '{name}' is not a plain file name; refusing it")
+            continue
         path = directory / name
         if not path.is_file():
             problems.append(f"{name}: listed in {RELEASE_JSON} but missing")
@@ -61,7 +70,7 @@ def _check_sums(directory: Path, meta: dict[str, Any]) -> list[str]:
     if not sums_path.is_file():
         return [f"{SUMS_FILE}: missing"]
     try:
-        sums = parse_sums(sums_path.read_text(encoding="utf-8"), SUMS_FILE)
+        sums = parse_sums(sums_path.read_bytes().decode("utf-8", errors="replace"), SUMS_FILE)
     except ReleaseError as exc:
         return [str(exc)]
     archives = [p["archive"] for p in meta["platforms"]]
