@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from velofarm.errors import VelofarmError
+
 TAC = '''# A velofarm master, configured from {spec}
 import os
 
@@ -40,6 +42,9 @@ def create_master(directory: Path, spec_path: Path) -> Path:
     spec = str(spec_path.resolve())
     (directory / "buildbot.tac").write_text(TAC.format(spec=spec), encoding="utf-8")
     (directory / "master.cfg").write_text(CFG.format(spec=spec), encoding="utf-8")
-    subprocess.run([*buildbot_command(), "upgrade-master", "--quiet", str(directory)], check=True,
-                   stdout=subprocess.DEVNULL)
+    out = subprocess.run([*buildbot_command(), "upgrade-master", "--quiet", str(directory)],
+                         capture_output=True, text=True)
+    if out.returncode != 0:
+        raise VelofarmError(f"{directory}: buildbot could not load the configuration for {spec}:\n"
+                            + (out.stdout + out.stderr).strip()[-3000:])
     return directory

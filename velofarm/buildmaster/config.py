@@ -102,7 +102,7 @@ def load_master_config(basedir: str | Path, spec_path: str | Path | None = None)
     basedir = Path(basedir).resolve()
     spec = load_spec(spec_path_for(basedir, spec_path))
     store = SecretStore(secrets_dir(spec))
-    store.check()
+    store.ensure()  # a fresh checkout has no secrets folder yet; it is created 0700
     c: dict[str, Any] = {
         "title": spec.project.title,
         "titleURL": spec.master.url,
