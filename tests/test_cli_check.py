@@ -15,7 +15,7 @@ def velofarm(*args: str) -> subprocess.CompletedProcess[str]:
 
 def test_check_accepts_the_repository_farm(tmp_path: Path) -> None:
     spec = tmp_path / "farm.toml"
-    spec.write_text(FARM_TOML.read_text() + f'\n', encoding="utf-8")
+    spec.write_text(FARM_TOML.read_text() + '\n', encoding="utf-8")
     text = spec.read_text().replace('poll_interval = 60', f'poll_interval = 60\nsecrets_dir = "{tmp_path}/secrets"')
     spec.write_text(text)
     out = velofarm("check", "--spec", str(spec))

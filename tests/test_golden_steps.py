@@ -16,12 +16,11 @@ from typing import Any
 
 import pytest
 from buildbot.process.properties import Properties
-
-from velofarm import preflight
 from conftest import FARM_TOML
 from twisted.python.failure import Failure
 
 import velofarm
+from velofarm import preflight
 from velofarm.buildmaster.factories import platform_factory
 from velofarm.platforms import catalogue_data
 from velofarm.spec import Spec, load_spec
@@ -126,7 +125,7 @@ def test_golden(platform: str) -> None:
     actual = json.loads(text)
     assert [s["name"] for s in actual["steps"]] == [s["name"] for s in expected["steps"]], \
         "the step list changed: if intended, regenerate with UPDATE_GOLDEN=1 and review the diff"
-    for got, want in zip(actual["steps"], expected["steps"]):
+    for got, want in zip(actual["steps"], expected["steps"], strict=True):
         assert got == want, f"step '{want['name']}' changed: if intended, regenerate with UPDATE_GOLDEN=1"
     assert actual == expected
 

@@ -6,7 +6,6 @@ import hashlib
 from pathlib import Path
 
 import pytest
-
 from farmtools import all_step_logs, wait_release_of
 from github_standin import TOKEN, GitHubStandIn
 

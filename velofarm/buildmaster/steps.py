@@ -7,8 +7,8 @@ from typing import Any
 
 from buildbot.process.buildstep import BuildStep
 from buildbot.process.results import FAILURE, SUCCESS, statusToString
-from buildbot.steps.trigger import Trigger
 from buildbot.reporters.utils import getURLForBuild
+from buildbot.steps.trigger import Trigger
 from twisted.internet import defer, threads
 
 from velofarm.artifacts import commit_incoming
