@@ -15,6 +15,7 @@ from conftest import FARM_TOML, need
 from velofarm import preflight, workertac
 from velofarm.job import build_job
 from velofarm.onboard.manage import Added, add_worker
+from velofarm.onboard.status import render_table, worker_states
 from velofarm.spec import load_spec
 
 PROJECT_VENV = Path(sys.prefix)  # holds buildbot-worker at the master's version: --venv skips pip
@@ -158,6 +159,34 @@ def test_powershell_bootstrap_runs_the_expected_commands(farm: Path) -> None:
     assert any(re.search(r"New-ScheduledTaskTrigger -AtStartup", c) for c in commands)
     assert added.secret.read_text().strip() not in text
     assert "-PasswordFile" in (added.bundle / "README.md").read_text()
+
+
+def test_worker_list_reads_the_masters_state(farm: Path) -> None:
+    add_worker(farm, "lin-2", ["linux-x86_64"])
+    spec = load_spec(farm)
+    answers = {
+        "workers": {"workers": [{"name": "linux-1", "workerid": 1, "connected_to": [{"masterid": 1}]},
+                                {"name": "lin-2", "workerid": 2, "connected_to": []}]},
+        "builds?complete=false": {"builds": [{"builderid": 5, "number": 12, "workerid": 1}]},
+        "builders": {"builders": [{"builderid": 5, "name": "build-linux-x86_64"}]},
+        "builds?workerid=2&order=-buildid&limit=1": {"builds": [{"complete_at": 1767225600, "started_at": 1}]},
+    }
+    states, problem = worker_states(spec, answers.__getitem__)
+    assert problem == ""
+    table = render_table(states).splitlines()
+    assert table[0].split() == ["WORKER", "PLATFORMS", "CONNECTED", "LAST", "SEEN", "CURRENT", "BUILD",
+                                "DECLARED", "IN"]
+    rows = {line.split()[0]: line for line in table[1:]}
+    assert re.search(r"linux-1\s+linux-x86_64,windows-x86_64-gnu\s+yes\s+now\s+build-linux-x86_64 #12\s+farm.toml",
+                     rows["linux-1"])
+    assert re.search(r"lin-2\s+linux-x86_64\s+no\s+2026-01-01 00:00:00 UTC \(last build\)\s+-\s+workers/registry.toml",
+                     rows["lin-2"])
+    assert "never" in rows["mac-mini-1"]  # in the spec, never seen by the master
+
+    def down(path: str) -> object:
+        raise OSError("connection refused")
+    states, problem = worker_states(spec, down)
+    assert "did not answer" in problem and all(s.connected is None for s in states)
 
 
 # ------------------------------------------------------------------------------- end to end

@@ -81,7 +81,7 @@ def postgres_url() -> Iterator[str]:
 
 @pytest.mark.integration
 @pytest.mark.postgres
-def test_full_release_with_the_master_on_postgres(make_farm, postgres_url: str) -> None:  # type: ignore[no-untyped-def]
+def test_full_release_with_the_master_on_postgres(postgres_url: str, make_farm) -> None:  # type: ignore[no-untyped-def]
     import psycopg2
 
     farm = make_farm(["linux-x86_64"], name="pg")

@@ -3,6 +3,7 @@ interrupting a running build."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import tomllib
@@ -68,6 +69,8 @@ def test_reconfig_adds_and_removes_workers_and_platforms_while_a_build_runs(make
         farm.wait(started.exists, 180, "the platform build to reach `cargo build`")
         build = farm.builds("build-linux-x86_64")[-1]
         assert not build["complete"]
+        listed = velofarm("worker", "list", "--spec", spec).stdout
+        assert re.search(r"local-linux-x86_64-1\s+linux-x86_64\s+yes\s+now\s+build-linux-x86_64 #1\s", listed), listed
 
         # A new platform and a new worker for it (and for linux-x86_64), while the build runs.
         edit_spec(farm, lambda d: d["platforms"].update({"windows-x86_64-gnu": {}}))

@@ -27,8 +27,9 @@ def cmd_worker_add(args: argparse.Namespace) -> int:
           "toolchain/)")
     print("next:")
     print(f"  1. velofarm reconfig                      # the running master accepts {added.worker}")
-    print(f"  2. scp -r {bundle} HOST:velofarm-{added.worker} && scp {secret} HOST:velofarm-{added.worker}.password")
-    print(f"  3. on HOST, as the build user: follow velofarm-{added.worker}/README.md ({script} --password-file ...)")
+    copy = f"velofarm-{added.worker}"
+    print(f"  2. scp -r {bundle} HOST:{copy} && scp {secret} HOST:{copy}.password")
+    print(f"  3. on HOST, as the build user: follow {copy}/README.md ({script} --password-file ...)")
     warning = _reachability_warning(farm.spec_path)
     if warning:
         print(f"warning: {warning}", file=sys.stderr)
@@ -39,9 +40,9 @@ def _reachability_warning(spec_path: Path) -> str:
     from velofarm.spec import load_spec
     master = load_spec(spec_path).master
     if master.public_host in ("127.0.0.1", "localhost", "::1"):
-        return (f"[master] public_host is {master.public_host}: only a worker on the master's own machine can "
-                "connect; set public_host in farm.toml to the master's name on the network, then run "
-                f"velofarm worker remove and add again to rewrite the bundle")
+        return (f"[master] public_host is {master.public_host}: only a worker on the master's own machine "
+                "can connect; set public_host in farm.toml to the master's name on the network, then "
+                "run velofarm worker remove and add again to rewrite the bundle")
     return ""
 
 
@@ -97,21 +98,22 @@ def cmd_reconfig(args: argparse.Namespace) -> int:
     store.check()
     for name in spec.workers:
         if not store.get(worker_secret_name(name)):
-            raise SpecError(f"worker {name}: its password (secret {worker_secret_name(name)}) is missing from "
-                            f"{store.directory}; run: velofarm worker rotate {name}")
+            raise SpecError(f"worker {name}: its password (secret {worker_secret_name(name)}) is missing "
+                            f"from {store.directory}; run: velofarm worker rotate {name}")
     master_dir = Path(args.master_dir) if args.master_dir else spec.root / "master"
     if not (master_dir / "twistd.pid").is_file():
         raise VelofarmError(f"{master_dir}: no running master (no twistd.pid); start it with "
                             f"buildbot start {master_dir}, or pass --master-dir")
     print(f"{spec.path.name}: ok: {len(spec.platforms)} platforms, {len(spec.workers)} workers; "
           f"reconfiguring the master in {master_dir}")
-    out = subprocess.run([*buildbot_command(), "reconfig", f"--progress_timeout={RECONFIG_TIMEOUT}",
-                          str(master_dir)], capture_output=True, text=True, timeout=RECONFIG_TIMEOUT + 60)
+    command = [*buildbot_command(), "reconfig", f"--progress_timeout={RECONFIG_TIMEOUT}", str(master_dir)]
+    out = subprocess.run(command, capture_output=True, text=True, timeout=RECONFIG_TIMEOUT + 60, check=False)
     sys.stdout.write(out.stdout)
     sys.stderr.write(out.stderr)
     if out.returncode != 0:
-        raise VelofarmError(f"buildbot reconfig {master_dir} failed (exit {out.returncode}); the master keeps "
-                            f"its previous configuration: see the lines above and {master_dir / 'twistd.log'}")
+        raise VelofarmError(f"buildbot reconfig {master_dir} failed (exit {out.returncode}); the master "
+                            "keeps its previous configuration: see the lines above and "
+                            f"{master_dir / 'twistd.log'}")
     return 0
 
 
@@ -128,12 +130,12 @@ def _positive(text: str) -> int:
 def register(sub: Any) -> None:
     """Add this group's subcommands to the velofarm parser."""
     spec_help = "the farm spec (default: ./farm.toml)"
-    worker = sub.add_parser("worker", help="add, list, remove workers and rotate their passwords",
-                            description="add, list, remove workers and rotate their passwords")
+    text = "add, list, remove workers and rotate their passwords"
+    worker: argparse.ArgumentParser = sub.add_parser("worker", help=text, description=text)
     actions = worker.add_subparsers(dest="worker_command", required=True)
 
     def add(name: str, func: Any, text: str) -> argparse.ArgumentParser:
-        p = actions.add_parser(name, help=text, description=text)
+        p: argparse.ArgumentParser = actions.add_parser(name, help=text, description=text)
         p.add_argument("--spec", default="farm.toml", help=spec_help)
         p.set_defaults(func=func)
         return p
@@ -142,7 +144,8 @@ def register(sub: Any) -> None:
     p.add_argument("name")
     p.add_argument("--platform", action="append", metavar="P", help="a platform it builds (repeat for more)")
     p.add_argument("--max-builds", type=_positive, default=1, help="builds at once (default 1)")
-    p.add_argument("--os", choices=OSES, help="its operating system (default: the one its platforms build on)")
+    p.add_argument("--os", choices=OSES,
+                   help="its operating system (default: the one its platforms build on)")
     p = add("list", cmd_worker_list, "every worker: platforms, connected or not, last seen, current build")
     p.add_argument("--url", help="the master's web URL (default: [master] url)")
     p = add("remove", cmd_worker_remove, "unregister a worker and delete its password and bundle")
@@ -158,7 +161,8 @@ def register(sub: Any) -> None:
     p.add_argument("--worker", help="check the platforms of this worker")
     p.set_defaults(func=cmd_doctor)
 
-    p = sub.add_parser("reconfig", help="validate the spec, then make the running master load it (no restart)",
+    p = sub.add_parser("reconfig",
+                       help="validate the spec, then make the running master load it (no restart)",
                        description="validate the spec, then make the running master load it without a "
                                    "restart; running builds go on")
     p.add_argument("--spec", default="farm.toml", help=spec_help)
