@@ -62,6 +62,7 @@ class MasterSettings:
     www_port: int = 8010
     url: str = "http://127.0.0.1:8010/"
     pb_port: int = 9989
+    pb_bind: str = "127.0.0.1"  # "0.0.0.0" when workers on other machines connect
     db_url: str = "sqlite:///state.sqlite"
     db_url_secret: str = ""
     poll_interval: int = 60

@@ -108,8 +108,7 @@ def load_master_config(basedir: str | Path, spec_path: str | Path | None = None)
         "titleURL": spec.master.url,
         "buildbotURL": spec.master.url,
         "buildbotNetUsageData": None,
-        "protocols": {"pb": {"port": f"tcp:{spec.master.pb_port}:interface={spec.master.www_bind}"
-                             if spec.master.www_bind in ("127.0.0.1", "::1") else spec.master.pb_port}},
+        "protocols": {"pb": {"port": f"tcp:{spec.master.pb_port}:interface={spec.master.pb_bind}"}},
         "db": {"db_url": db_url(spec, store)},
         "secretsProviders": [SecretsFolder(dirname=str(store.directory))],
         "workers": all_workers(spec),
