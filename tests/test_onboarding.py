@@ -26,7 +26,9 @@ VERSION = "4.3.0"
 def farm(tmp_path: Path) -> Path:
     spec = tmp_path / "farm.toml"
     text = FARM_TOML.read_text(encoding="utf-8")
-    spec.write_text(text.replace("[master]\n", '[master]\npublic_host = "builds.example.com"\n'), encoding="utf-8")
+    text = re.sub(r'(?m)^public_host = .*$', 'public_host = "builds.example.com"', text)
+    assert 'public_host = "builds.example.com"' in text
+    spec.write_text(text, encoding="utf-8")
     return spec
 
 
