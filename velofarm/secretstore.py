@@ -52,13 +52,7 @@ class SecretStore:
     def put(self, name: str, value: str) -> Path:
         """Write a secret atomically with mode 0600."""
         self.ensure()
-        path = self.path(name)
-        tmp = path.with_name(f".{name}.tmp-{os.getpid()}")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(value + "\n")
-        os.replace(tmp, path)
-        return path
+        return write_private_file(self.path(name), value + "\n")
 
     def remove(self, name: str) -> None:
         self.path(name).unlink(missing_ok=True)
@@ -68,6 +62,16 @@ class SecretStore:
         value = pysecrets.token_urlsafe(nbytes)
         self.put(name, value)
         return value
+
+
+def write_private_file(path: Path, text: str) -> Path:
+    """Write `text` to `path` with mode 0600, via a temporary name and one rename."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    os.replace(tmp, path)
+    return path
 
 
 def worker_secret_name(worker: str) -> str:

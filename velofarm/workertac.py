@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
 from pathlib import Path
+
+from velofarm.secretstore import write_private_file
 
 PASSWORD_FILE = "worker.password"
 PLACEHOLDER = "read-from-worker.password"
@@ -17,13 +18,7 @@ READ_FILE = ("passwd = open(os.path.join(basedir, %r), encoding='utf-8').read().
 
 
 def write_password(directory: Path, password: str) -> Path:
-    path = directory / PASSWORD_FILE
-    tmp = path.with_name(f".{PASSWORD_FILE}.tmp-{os.getpid()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(password + "\n")
-    os.replace(tmp, path)
-    return path
+    return write_private_file(directory / PASSWORD_FILE, password + "\n")
 
 
 def bind_password_file(tac: Path) -> None:

@@ -2,28 +2,18 @@
 
 from __future__ import annotations
 
-import hashlib
 import re
 from pathlib import Path
 
+from velofarm import pack
 from velofarm.errors import ReleaseError
 
-CHUNK = 1024 * 1024
 LINE = re.compile(r"([0-9a-f]{64})  ([^/\\\r\n]+)\n", re.ASCII)
 
 
-def sha256_file(path: Path) -> str:
-    """Lowercase hex SHA-256 of a file, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def checksum_line(hexdigest: str, name: str) -> str:
-    """`<hex>  <name>\\n`: two spaces (text mode), LF, lowercase."""
-    return f"{hexdigest.lower()}  {name}\n"
+# One implementation of hashing and of the line format, shared with the workers' packer.
+sha256_file = pack.sha256_file
+checksum_line = pack.checksum_line
 
 
 def read_checksum_file(path: Path) -> tuple[str, str]:
