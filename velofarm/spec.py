@@ -67,6 +67,8 @@ class MasterSettings:
     db_url_secret: str = ""
     poll_interval: int = 60
     webhook_port: int = 0  # 0: no webhook endpoint
+    upload_port: int = 0  # where workers upload archives; 0: any free port (fine on one machine)
+    upload_url: str = ""  # what workers use to reach upload_port through a proxy or tunnel
     secrets_dir: str = "secrets"
     artifacts_dir: str = "artifacts"
     worker_registry: str = "workers/registry.toml"  # workers added by `velofarm worker add`
@@ -353,9 +355,9 @@ def _master(table: Any, where: str) -> MasterSettings:
         raise SpecError(f"{where}: must be a table")
     defaults = MasterSettings()
     _only(table, set(defaults.__dataclass_fields__), where)
-    for key in ("www_port", "pb_port", "poll_interval", "webhook_port"):
+    for key in ("www_port", "pb_port", "poll_interval", "webhook_port", "upload_port"):
         value = table.get(key, getattr(defaults, key))
-        low = 0 if key in ("poll_interval", "webhook_port") else 1
+        low = 0 if key in ("poll_interval", "webhook_port", "upload_port") else 1
         if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= 65535:
             raise SpecError(f"{where}.{key}: must be a whole number from {low} to 65535, got {value!r}")
     for key, default in defaults.__dict__.items():

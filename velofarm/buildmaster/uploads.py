@@ -82,10 +82,8 @@ class UploadReceiver(BuildbotService):
 def upload_service(spec: Spec) -> UploadReceiver:
     """The receiver for c['services'], on the PB port's interface: workers reach it where they reach PB."""
     interface = spec.master.pb_bind
-    # [master] upload_port (0 = any free port) and upload_url are read when the spec has them.
-    return UploadReceiver(port=int(getattr(spec.master, "upload_port", 0)), interface=interface,
-                          public_url=str(getattr(spec.master, "upload_url", "")),
-                          public_host=str(getattr(spec.master, "public_host", "")))
+    return UploadReceiver(port=spec.master.upload_port, interface=interface, public_url=spec.master.upload_url,
+                          public_host=spec.master.public_host)
 
 
 def find_receiver(master: Any) -> UploadReceiver | None:

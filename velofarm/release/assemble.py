@@ -81,9 +81,12 @@ def _write_release(spec: Spec, tag: str, commit: str, prerelease: bool,
     notes = render_notes(spec.project.title, spec.project.name, tag, commit, prerelease, notes_platforms,
                          binaries, list(spec.project.ship), runnable[0])
     (tmp / NOTES_FILE).write_text(notes, encoding="utf-8")
+    # Archives were hashed once (collect_platform); only the small files written here are hashed now.
+    known = {archive.name: digest for archive, digest in found.values()}
     for path in sorted(tmp.iterdir()):
-        if path.name not in (NOTES_FILE,):
-            assets.append({"name": path.name, "size": path.stat().st_size, "sha256": sha256_file(path)})
+        if path.name != NOTES_FILE:
+            digest = known.get(path.name) or sha256_file(path)
+            assets.append({"name": path.name, "size": path.stat().st_size, "sha256": digest})
     meta: dict[str, Any] = {
         "format": 1, "project": spec.project.name, "title": f"{spec.project.title} {tag}", "tag": tag,
         "version": parse_tag(tag).version if parse_tag(tag) else tag, "commit": commit,
