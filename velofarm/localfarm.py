@@ -193,7 +193,10 @@ def write_farm(root: Path, template: Path, platforms: list[str], workers_per_pla
     root.mkdir(parents=True, exist_ok=True)
     www_port, pb_port = free_port(), free_port()
     data["project"]["git_url"] = str(root / "remote.git")
-    data["platforms"] = {name: data.get("platforms", {}).get(name, {}) for name in platforms}
+    # Local workers run this very interpreter: name it rather than a `python3` looked up on PATH
+    # (often a pyenv shim, which costs a shell start for every tool step).
+    data["platforms"] = {name: {"python": sys.executable, **data.get("platforms", {}).get(name, {})}
+                         for name in platforms}
     workers: dict[str, list[str]] = {}
     for name in platforms:
         for i in range(1, workers_per_platform + 1):

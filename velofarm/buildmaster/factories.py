@@ -10,7 +10,7 @@ from typing import Any
 from buildbot.plugins import steps, util
 
 from velofarm import pack, preflight, transfer
-from velofarm.buildmaster.steps import PublishRelease, ReleaseTrigger
+from velofarm.buildmaster.steps import PublishRelease, ReleaseTrigger, ResolveTag
 from velofarm.buildmaster.uploads import UploadArtifact
 from velofarm.job import build_job
 from velofarm.platforms import Platform
@@ -106,9 +106,8 @@ def release_factory(spec: Spec, artifacts_root: Path, staging_root: Path) -> uti
     """Resolve the tag, build every platform at once, verify, assemble, publish (unless a dry run)."""
     f = util.BuildFactory()
     spec_path = str(spec.path)
-    f.addStep(steps.SetPropertyFromCommand(
-        name="resolve tag", command=velofarm_command("resolve-tag", "--spec", spec_path, TAG),
-        property="tag_commit", haltOnFailure=True))
+    f.addStep(ResolveTag(name="resolve tag", repo_url=spec.repo_url, tag_pattern=spec.release.tag_pattern,
+                         haltOnFailure=True))
     f.addStep(ReleaseTrigger(
         name="build platforms", schedulerNames=[f"platform-{name}" for name in spec.platforms],
         waitForFinish=True, haltOnFailure=True, updateSourceStamp=False,

@@ -123,3 +123,36 @@ def publish_release_dir(spec_path: str, directory: str, token: str | None, emit:
     for action in outcome.actions:
         emit(f"  {action}")
     return outcome
+
+
+class ResolveTag(BuildStep):
+    """Checks the tag against the release pattern and finds its commit, in the master (no process start)."""
+
+    def __init__(self, repo_url: str, tag_pattern: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.repo_url = repo_url
+        self.tag_pattern = tag_pattern
+
+    @defer.inlineCallbacks
+    def run(self) -> Any:
+        from velofarm.gitrefs import tag_commit
+        from velofarm.tagpolicy import decide
+
+        log = yield self.addLog("stdio")
+        decision = decide(self.getProperty("tag") or "", self.tag_pattern)
+        if not decision.release:
+            yield log.addStderr(f"error: {decision.reason}\n")
+            return FAILURE
+        try:
+            commit = yield threads.deferToThread(tag_commit, self.repo_url, decision.tag)
+        except VelofarmError as exc:
+            yield log.addStderr(f"error: {exc}\n")
+            return FAILURE
+        if commit is None:
+            yield log.addStderr(f"error: tag {decision.tag} does not exist in {self.repo_url}; push it first\n")
+            self.descriptionDone = ["tag not found"]
+            return FAILURE
+        yield log.addStdout(f"{decision.tag} -> {commit}\n")
+        self.setProperty("tag_commit", commit, "ResolveTag")
+        self.descriptionDone = [f"{decision.tag} is {commit[:12]}"]
+        return SUCCESS
