@@ -114,9 +114,7 @@ class LocalFarm:
                        stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, timeout=120)
 
     def stop_master(self) -> None:
-        if (self.master_dir / "twistd.pid").exists():
-            subprocess.run([*buildbot_command(), "stop", str(self.master_dir)], stdout=subprocess.DEVNULL,
-                           stderr=subprocess.DEVNULL, timeout=60)
+        stop_daemon(self.master_dir, [*buildbot_command(), "stop", str(self.master_dir)])
 
     def reconfig(self) -> None:
         subprocess.run([*buildbot_command(), "reconfig", str(self.master_dir)], check=True,
@@ -134,9 +132,7 @@ class LocalFarm:
                        stderr=subprocess.STDOUT, timeout=60)
 
     def stop_worker(self, name: str) -> None:
-        if (self.worker_dir(name) / "twistd.pid").exists():
-            subprocess.run([*WORKER_CMD, "stop", str(self.worker_dir(name))], stdout=subprocess.DEVNULL,
-                           stderr=subprocess.DEVNULL, timeout=60)
+        stop_daemon(self.worker_dir(name), [*WORKER_CMD, "stop", str(self.worker_dir(name))])
 
     def kill_worker(self, name: str) -> None:
         """SIGKILL, as a crashed machine would: no goodbye to the master."""
@@ -184,6 +180,32 @@ class LocalFarm:
             builds = [b for b in self.builds("release") if b["number"] == number and b["complete"]]
             return builds[0] if builds else None
         return dict(self.wait(done, timeout, f"release build #{number}", every=0.5))
+
+
+def stop_daemon(directory: Path, stop_command: list[str], grace: float = 30) -> None:
+    """Stop a master or worker politely; one that has not exited after `grace` seconds is killed,
+    so a test or demo never leaves a process behind."""
+    pid_file = directory / "twistd.pid"
+    if not pid_file.exists():
+        return
+    pid = int(pid_file.read_text().strip() or 0)
+    try:
+        subprocess.run(stop_command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=grace)
+    except subprocess.TimeoutExpired:
+        pass
+    deadline = time.monotonic() + 5
+    while pid and time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+    if pid:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    pid_file.unlink(missing_ok=True)
 
 
 def write_farm(root: Path, template: Path, platforms: list[str], workers_per_platform: int = 1,
