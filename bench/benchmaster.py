@@ -19,13 +19,15 @@ from typing import Any
 
 from buildbot.plugins import schedulers, steps, util, worker
 from buildbot.process.buildstep import BuildStep
-from buildbot.process.results import SUCCESS
-from twisted.internet import defer
+from buildbot.process.results import FAILURE, SUCCESS
+from twisted.internet import defer, threads
 
 from bench.events import EventRecorder
 from velofarm import transfer
-from velofarm.buildmaster.steps import CommitArtifacts, ReleaseTrigger
+from velofarm.artifacts import commit_incoming
+from velofarm.buildmaster.steps import ReleaseTrigger
 from velofarm.buildmaster.uploads import UploadArtifact, UploadReceiver
+from velofarm.errors import VelofarmError
 
 MASTER_CFG = '''from bench.benchmaster import config
 BuildmasterConfig = config(basedir)  # noqa: F821 (Buildbot provides basedir)
@@ -44,6 +46,35 @@ class Stamp(BuildStep):
         self.setProperty(f"t_{self.label}", time.time(), "bench")
         return defer.succeed(SUCCESS)
 
+
+
+# The farm's artifact path before uploads.py (FileUpload, then a second read to verify):
+# kept here as the baseline the benchmarks measure against.
+class CommitArtifacts(BuildStep):
+    """Checks what the worker uploaded and moves it into the artifact store in one rename."""
+
+    renderables = ["archive"]
+
+    def __init__(self, artifacts_root: str, platform: str, archive: Any, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.artifacts_root = artifacts_root
+        self.platform = platform
+        self.archive = archive
+
+    @defer.inlineCallbacks
+    def run(self) -> Any:
+        log = yield self.addLog("stdio")
+        tag = self.getProperty("tag")
+        try:
+            final = yield threads.deferToThread(commit_incoming, Path(self.artifacts_root), tag, self.platform,
+                                                self.build.number, self.archive)
+        except VelofarmError as exc:
+            yield log.addStderr(f"error: {exc}\n")
+            self.descriptionDone = ["artifact rejected"]
+            return FAILURE
+        yield log.addStdout(f"stored {final}\n")
+        self.setProperty("artifact", str(final), "CommitArtifacts")
+        return SUCCESS
 
 def _velofarm_upload(p: dict[str, Any], link: str) -> util.BuildFactory:
     f = util.BuildFactory()

@@ -11,35 +11,7 @@ from buildbot.reporters.utils import getURLForBuild
 from buildbot.steps.trigger import Trigger
 from twisted.internet import defer, threads
 
-from velofarm.artifacts import commit_incoming
 from velofarm.errors import VelofarmError
-
-
-class CommitArtifacts(BuildStep):
-    """Checks what the worker uploaded and moves it into the artifact store in one rename."""
-
-    renderables = ["archive"]
-
-    def __init__(self, artifacts_root: str, platform: str, archive: Any, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.artifacts_root = artifacts_root
-        self.platform = platform
-        self.archive = archive
-
-    @defer.inlineCallbacks
-    def run(self) -> Any:
-        log = yield self.addLog("stdio")
-        tag = self.getProperty("tag")
-        try:
-            final = yield threads.deferToThread(commit_incoming, Path(self.artifacts_root), tag, self.platform,
-                                                self.build.number, self.archive)
-        except VelofarmError as exc:
-            yield log.addStderr(f"error: {exc}\n")
-            self.descriptionDone = ["artifact rejected"]
-            return FAILURE
-        yield log.addStdout(f"stored {final}\n")
-        self.setProperty("artifact", str(final), "CommitArtifacts")
-        return SUCCESS
 
 
 class ReleaseTrigger(Trigger):
