@@ -119,3 +119,9 @@ def test_other_events_start_nothing() -> None:
                                         (b'"refs/tags/v1.0.0"', "body is not a JSON object")])
 def test_invalid_json_starts_nothing(raw: bytes, reason: str) -> None:
     assert parse_event("push", raw) == (None, reason)
+
+
+def test_create_event_without_a_ref_starts_nothing() -> None:
+    from velofarm.webhook import parse_event
+    push, reason = parse_event("create", b'{"ref_type": "tag"}')
+    assert push is None and "names no tag" in reason

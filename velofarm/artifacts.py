@@ -55,7 +55,12 @@ def commit_incoming(root: Path, tag: str, platform: str, build_number: int, arch
         old = root / tag / f".old-{platform}-{build_number}"
         if final.exists():
             os.replace(final, old)  # a rebuild replaces the previous artifact whole
-        os.replace(incoming, final)
+        try:
+            os.replace(incoming, final)
+        except OSError:
+            if old.exists():
+                os.replace(old, final)  # put the previous artifact back rather than leave none
+            raise
         shutil.rmtree(old, ignore_errors=True)
         return final / archive
     finally:

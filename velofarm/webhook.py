@@ -56,6 +56,8 @@ def parse_event(event: str, body: bytes) -> tuple[TagPush | None, str]:
     if event == "create":
         if payload.get("ref_type") != "tag":
             return None, f"create of a {payload.get('ref_type')} is not a tag"
+        if not isinstance(payload.get("ref"), str) or not payload["ref"]:
+            return None, "create event names no tag"
         # A create event has no commit; the release resolves the tag itself.
         return TagPush(f"refs/tags/{payload.get('ref')}", str(payload.get("sha", "")), repo, who), "tag created"
     if event == "ping":
