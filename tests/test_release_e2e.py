@@ -99,8 +99,12 @@ def test_archives_hold_the_binaries_and_every_declared_file(farm: LocalFarm, v01
 
 
 def test_each_platform_build_shows_its_steps_and_smoke_output(farm: LocalFarm, v010: dict[str, Any]) -> None:
+    release = farm.api(f"builds/{v010['buildid']}?property=tag_commit")["builds"][0]
+    tag_commit = release["properties"]["tag_commit"][0]
+    assert tag_commit == git("rev-parse", "v0.1.0^{commit}", cwd=farm.src)
     for platform in TARGETS:
-        build = farm.api(f"builders/build-{platform}/builds?order=-number&limit=1")["builds"][0]
+        build = farm.api(f"builders/build-{platform}/builds?order=-number&limit=1&property=got_revision")["builds"][0]
+        assert build["properties"]["got_revision"][0] == tag_commit  # every platform built the resolved commit
         names = [s["name"] for s in steps(farm, build["buildid"])]
         for wanted in ("checkout tag", "version check", "toolchain check", "cargo build", "smoke test",
                        "size gate", "stage", "archive", "checksum", "store artifact"):

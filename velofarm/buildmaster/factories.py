@@ -61,8 +61,10 @@ def _tool(platform: Platform, name: str, script: str, *args: object, **kw: objec
 def platform_factory(spec: Spec, platform: Platform, artifacts_root: Path) -> util.BuildFactory:
     """Tag → checked, built, smoke-tested, size-gated, staged, archived, checksummed, stored."""
     f = util.BuildFactory()
+    # Fetch the tag, then check out the commit the coordinator resolved it to (the sourcestamp's
+    # revision): every platform builds the same commit even if someone moves the tag meanwhile.
     f.addStep(steps.Git(name="checkout tag", repourl=spec.repo_url, branch=util.Interpolate("refs/tags/%(prop:tag)s"),
-                        alwaysUseLatest=True, mode="full", method="clean", haltOnFailure=True))
+                        mode="full", method="clean", haltOnFailure=True))
     f.addStep(steps.RemoveDirectory(name="clean tools and dist", dir=TOOLS.removeprefix("../"), hideStepIf=True))
     f.addStep(steps.RemoveDirectory(name="clean dist", dir="dist", hideStepIf=True))
     f.addStep(steps.StringDownload(json.dumps(build_job(spec, platform), indent=1), workerdest=JOB,
@@ -110,7 +112,9 @@ def release_factory(spec: Spec, artifacts_root: Path, staging_root: Path) -> uti
                          haltOnFailure=True))
     f.addStep(ReleaseTrigger(
         name="build platforms", schedulerNames=[f"platform-{name}" for name in spec.platforms],
-        waitForFinish=True, haltOnFailure=True, updateSourceStamp=False,
+        waitForFinish=True, haltOnFailure=True,
+        sourceStamps=[{"codebase": "", "repository": spec.repo_url, "branch": TAG, "project": "",
+                       "revision": util.Property("tag_commit")}],
         set_properties={"tag": TAG, "tag_commit": util.Property("tag_commit")}))
     staging = util.Interpolate(f"{staging_root}/%(prop:tag)s-%(prop:buildnumber)s")
     f.addStep(steps.ShellCommand(
