@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -27,9 +28,17 @@ EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "velostream-mini
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A port that is free now, below Linux's ephemeral range (32768+): a port the kernel handed out
+    for port 0 can be handed out again, to any outgoing connection, before the master binds it."""
+    for _ in range(200):
+        port = random.randrange(20000, 32000)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port between 20000 and 32000 on 127.0.0.1")
 
 
 def git(*args: str, cwd: Path | None = None) -> str:
