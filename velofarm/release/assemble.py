@@ -14,7 +14,7 @@ from velofarm.job import archive_name
 from velofarm.release.checksums import checksum_line, read_checksum_file, sha256_file
 from velofarm.release.model import NOTES_FILE, RELEASE_JSON, SUMS_FILE
 from velofarm.release.notes import NotesPlatform, render_notes
-from velofarm.semver import parse_tag
+from velofarm.semver import TagVersion, parse_tag
 from velofarm.spec import Spec
 
 
@@ -57,14 +57,14 @@ def assemble_release(spec: Spec, tag: str, commit: str, artifacts_root: Path, ou
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     try:
-        _write_release(spec, tag, commit, version.prerelease, found, tmp)
+        _write_release(spec, tag, commit, version, found, tmp)
         os.replace(tmp, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out
 
 
-def _write_release(spec: Spec, tag: str, commit: str, prerelease: bool,
+def _write_release(spec: Spec, tag: str, commit: str, version: TagVersion,
                    found: dict[str, tuple[Path, str]], tmp: Path) -> None:
     notes_platforms, assets, sums = [], [], []
     for name, (archive, digest) in found.items():
@@ -78,7 +78,7 @@ def _write_release(spec: Spec, tag: str, commit: str, prerelease: bool,
     (tmp / SUMS_FILE).write_text("".join(sorted(sums, key=lambda line: line.split("  ")[1])), encoding="utf-8")
     binaries = [b.name for b in spec.project.binaries]
     runnable = [b.name for b in spec.project.binaries if b.smoke] or binaries
-    notes = render_notes(spec.project.title, spec.project.name, tag, commit, prerelease, notes_platforms,
+    notes = render_notes(spec.project.title, spec.project.name, tag, commit, version.prerelease, notes_platforms,
                          binaries, list(spec.project.ship), runnable[0])
     (tmp / NOTES_FILE).write_text(notes, encoding="utf-8")
     # Archives were hashed once (collect_platform); only the small files written here are hashed now.
@@ -89,8 +89,8 @@ def _write_release(spec: Spec, tag: str, commit: str, prerelease: bool,
             assets.append({"name": path.name, "size": path.stat().st_size, "sha256": digest})
     meta: dict[str, Any] = {
         "format": 1, "project": spec.project.name, "title": f"{spec.project.title} {tag}", "tag": tag,
-        "version": parse_tag(tag).version if parse_tag(tag) else tag, "commit": commit,
-        "prerelease": prerelease,
+        "version": version.version, "commit": commit,
+        "prerelease": version.prerelease,
         "platforms": [{"name": p.name, "target": p.target, "archive": p.archive, "sha256": p.sha256,
                        "size": p.size} for p in notes_platforms],
         "assets": assets, "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
