@@ -25,6 +25,7 @@ from velofarm import transfer
 from velofarm.artifacts import commit_incoming, incoming_dir
 from velofarm.errors import VelofarmError
 from velofarm.incoming import Registry
+from velofarm.localfarm import wait_for
 from velofarm.receiver import start_receiver, stop_receiver
 
 NAME = "velostream-v1.0.0-x86_64-unknown-linux-gnu.tar.gz"
@@ -346,19 +347,6 @@ def _api(port: int, path: str, body: dict[str, Any] | None = None) -> Any:
         return json.load(resp)
 
 
-def _wait(predicate: Any, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            value = predicate()
-        except OSError:
-            value = None
-        if value:
-            return value
-        time.sleep(0.2)
-    raise TimeoutError(f"timed out waiting for {what}")
-
-
 @pytest.mark.integration
 def test_a_real_build_stores_its_archive_through_the_receiver(tmp_path: Path) -> None:
     import json
@@ -385,11 +373,11 @@ def test_a_real_build_stores_its_archive_through_the_receiver(tmp_path: Path) ->
         subprocess.run([*WORKER_CMD, "start", str(worker_dir)], check=True, stdout=subprocess.DEVNULL,
                        timeout=60)
         www = int(params["www"])
-        _wait(lambda: any(w["connected_to"] for w in _api(www, "workers")["workers"]), 60, "the worker")
+        wait_for(lambda: any(w["connected_to"] for w in _api(www, "workers")["workers"]), 60, "the worker")
         builderid = _api(www, "builders/up")["builders"][0]["builderid"]
         _api(www, "forceschedulers/force", {"jsonrpc": "2.0", "method": "force", "id": 1,
                                             "params": {"builderid": builderid, "tag": "v1.0.0"}})
-        build = _wait(lambda: [b for b in _api(www, "builders/up/builds")["builds"] if b["complete"]], 120,
+        build = wait_for(lambda: [b for b in _api(www, "builders/up/builds")["builds"] if b["complete"]], 120,
                       "the build")[0]
         step = next(s for s in _api(www, f"builds/{build['buildid']}/steps")["steps"]
                     if s["name"] == "store artifact")

@@ -172,16 +172,7 @@ class LocalFarm:
         return list(self.api(f"builders/{builder}/builds?order=number")["builds"])
 
     def wait(self, predicate: Callable[[], Any], timeout: float, what: str, every: float = 0.2) -> Any:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                value = predicate()
-            except OSError:
-                value = None
-            if value:
-                return value
-            time.sleep(every)
-        raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
+        return wait_for(predicate, timeout, what, every)
 
     def wait_release(self, number: int = 1, timeout: float = 600) -> dict[str, Any]:
         """The finished release build with this number."""
@@ -189,6 +180,20 @@ class LocalFarm:
             builds = [b for b in self.builds("release") if b["number"] == number and b["complete"]]
             return builds[0] if builds else None
         return dict(self.wait(done, timeout, f"release build #{number}", every=0.5))
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float, what: str, every: float = 0.2) -> Any:
+    """Poll until `predicate` returns something true (connection errors count as not yet)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            value = predicate()
+        except OSError:
+            value = None
+        if value:
+            return value
+        time.sleep(every)
+    raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 def stop_daemon(directory: Path, stop_command: list[str], grace: float = 30) -> None:

@@ -109,19 +109,26 @@ class Spec:
         return [w for w in self.workers.values() if platform in w.platforms]
 
     def tag_matches(self, tag: str) -> bool:
-        return re.fullmatch(self.release.tag_pattern, tag) is not None
+        """The one release-tag rule (tagpolicy.decide), as a yes or no."""
+        from velofarm.tagpolicy import decide
+        return decide(tag, self.release.tag_pattern).release
+
+
+def read_farm_toml(path: Path) -> dict[str, Any]:
+    """farm.toml's data, unvalidated; SpecError when the file is missing or not TOML."""
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SpecError(f"{path}: not found; create it from the farm.toml in the velofarm repository "
+                        "or pass --spec") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SpecError(f"{path.name}: not valid TOML: {exc}") from None
 
 
 def load_spec(path: str | Path) -> Spec:
     """Read and validate farm.toml; raises SpecError naming the field and the fix."""
     path = Path(path).resolve()
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise SpecError(f"{path}: not found; create it from the farm.toml in the velofarm repository") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise SpecError(f"{path.name}: not valid TOML: {exc}") from None
-    return parse_spec(data, path)
+    return parse_spec(read_farm_toml(path), path)
 
 
 def parse_spec(data: dict[str, Any], path: Path,

@@ -8,7 +8,6 @@ no half-registered worker behind.
 from __future__ import annotations
 
 import shutil
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ from velofarm.names import unsafe_name_reason
 from velofarm.onboard.bundle import removal_steps, render_bundle, worker_os, write_bundle
 from velofarm.platforms import suggest
 from velofarm.secretstore import SecretStore, worker_secret_name
-from velofarm.spec import Spec, load_spec, master_settings, parse_spec, registry_path
+from velofarm.spec import Spec, load_spec, master_settings, parse_spec, read_farm_toml, registry_path
 
 RESERVED = {"release-coordinator"}
 
@@ -57,12 +56,7 @@ class Added:
 def open_farm(spec_path: str | Path) -> Farm:
     """Read farm.toml without validating the registry (so a broken registry entry can be removed)."""
     path = Path(spec_path).resolve()
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise SpecError(f"{path}: not found; pass --spec with the farm's farm.toml") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise SpecError(f"{path.name}: not valid TOML: {exc}") from None
+    data = read_farm_toml(path)
     master = master_settings(data, path)
     secrets_dir = Path(master.secrets_dir).expanduser()
     secrets_dir = secrets_dir if secrets_dir.is_absolute() else path.parent / secrets_dir
