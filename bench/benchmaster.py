@@ -23,11 +23,11 @@ from buildbot.process.results import FAILURE, SUCCESS
 from twisted.internet import defer, threads
 
 from bench.events import EventRecorder
-from velofarm import transfer
-from velofarm.artifacts import commit_incoming
+from velofarm.artifacts.store import commit_incoming
 from velofarm.buildmaster.steps import ReleaseTrigger
 from velofarm.buildmaster.uploads import UploadArtifact, UploadReceiver
 from velofarm.errors import VelofarmError
+from velofarm.worker_tools import transfer
 
 MASTER_CFG = '''from bench.benchmaster import config
 BuildmasterConfig = config(basedir)  # noqa: F821 (Buildbot provides basedir)

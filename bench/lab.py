@@ -19,7 +19,7 @@ from bench.procs import (
     write_master_dir,
     write_worker_dir,
 )
-from velofarm.localfarm import free_port
+from velofarm.cli.localfarm import free_port
 
 DELAY = 0.025  # seconds each way: a 50 ms round trip
 

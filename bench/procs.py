@@ -14,8 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from velofarm.masterdir import TAC, buildbot_command
-from velofarm.workertac import WORKER_CMD
+from velofarm.cli.masterdir import TAC, buildbot_command
+from velofarm.onboard.workertac import WORKER_CMD
 
 REPO = Path(__file__).resolve().parent.parent
 

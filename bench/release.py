@@ -1,6 +1,6 @@
 """Tag to release on the real velofarm config, and warm vs cold rebuilds of one platform.
 
-A local farm (velofarm.localfarm: master, one real worker a host platform, a git remote whose
+A local farm (velofarm.cli.localfarm: master, one real worker a host platform, a git remote whose
 hook notifies the master) releases the example project. The master's config is velofarm's own,
 plus two bench-only additions: EventRecorder (millisecond event times) and a force scheduler to
 rebuild one platform alone. Baseline: the same cargo command run directly, both platforms at once
@@ -19,11 +19,11 @@ from typing import Any
 
 from bench.events import EventRecorder, read_events
 from bench.procs import Procs, api, connected_workers, force, start_master, start_worker, wait_build, wait_for
-from velofarm import preflight
-from velofarm.job import archive_name
-from velofarm.localfarm import LocalFarm, git, write_farm
-from velofarm.masterdir import create_master
-from velofarm.spec import load_spec
+from velofarm.cli.localfarm import LocalFarm, git, write_farm
+from velofarm.cli.masterdir import create_master
+from velofarm.spec.farm import load_spec
+from velofarm.spec.job import archive_name
+from velofarm.worker_tools import preflight
 
 REPO = Path(__file__).resolve().parent.parent
 PLATFORMS = ["linux-x86_64", "windows-x86_64-gnu"]

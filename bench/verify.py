@@ -15,10 +15,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from velofarm.job import archive_name
-from velofarm.localfarm import write_farm
+from velofarm.cli.localfarm import write_farm
 from velofarm.release.assemble import assemble_release
-from velofarm.spec import load_spec
+from velofarm.spec.farm import load_spec
+from velofarm.spec.job import archive_name
 
 REPO = Path(__file__).resolve().parent.parent
 PLATFORMS = ["linux-x86_64", "windows-x86_64-gnu"]

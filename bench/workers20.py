@@ -21,8 +21,8 @@ from bench.procs import (
     wait_for,
     write_worker_dir,
 )
-from velofarm.localfarm import write_farm
-from velofarm.masterdir import create_master
+from velofarm.cli.localfarm import write_farm
+from velofarm.cli.masterdir import create_master
 from velofarm.secretstore import worker_secret_name
 
 REPO = Path(__file__).resolve().parent.parent

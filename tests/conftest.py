@@ -9,7 +9,7 @@ from typing import Any, Callable, Iterator
 
 import pytest
 
-from velofarm.localfarm import LocalFarm, write_farm
+from velofarm.cli.localfarm import LocalFarm, write_farm
 
 REPO = Path(__file__).resolve().parent.parent
 FARM_TOML = REPO / "farm.toml"

@@ -8,7 +8,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from velofarm.localfarm import LocalFarm
+from velofarm.cli.localfarm import LocalFarm
 
 
 def release_builds(farm: LocalFarm) -> list[dict[str, Any]]:

@@ -15,7 +15,7 @@ import pytest
 from conftest import HOST_PLATFORMS, REPO, need
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from velofarm.localfarm import LocalFarm, git
+from velofarm.cli.localfarm import LocalFarm, git
 from velofarm.users import hash_password, user_secret_name
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]

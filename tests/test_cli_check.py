@@ -10,7 +10,7 @@ from conftest import FARM_TOML
 
 
 def velofarm(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "velofarm.cli", *args], capture_output=True, text=True, timeout=300)
+    return subprocess.run([sys.executable, "-m", "velofarm.cli.main", *args], capture_output=True, text=True, timeout=300)
 
 
 def test_check_accepts_the_repository_farm(tmp_path: Path) -> None:

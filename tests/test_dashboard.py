@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
-from velofarm import dashboard_data
 from velofarm.buildmaster.dashboard import REFRESH_SECONDS, releases_app
-from velofarm.dashboard_data import BuildRecord, page_of, release_rows
-from velofarm.spec import parse_spec
+from velofarm.release import dashboard_data
+from velofarm.release.dashboard_data import BuildRecord, page_of, release_rows
+from velofarm.spec.farm import parse_spec
 
 RELEASE, LINUX, WINDOWS = "release", "build-linux-x86_64", "build-windows-x86_64-gnu"
 PLATFORMS = {LINUX: "linux-x86_64", WINDOWS: "windows-x86_64-gnu"}

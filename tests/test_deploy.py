@@ -22,8 +22,8 @@ import pytest
 import yaml
 from conftest import FARM_TOML, REPO, need
 
-from velofarm import workertac
-from velofarm.localfarm import write_farm
+from velofarm.cli.localfarm import write_farm
+from velofarm.onboard import workertac
 
 DEPLOY = REPO / "deploy"
 VENV = Path(sys.prefix)

@@ -11,12 +11,13 @@ from pathlib import Path
 import pytest
 from conftest import FARM_TOML
 
-from velofarm import preflight, tomlwrite
-from velofarm.doctor import diagnose, render, select_platforms
+from velofarm.cli.localfarm import LocalFarm
 from velofarm.errors import SpecError
-from velofarm.job import build_job
-from velofarm.localfarm import LocalFarm
-from velofarm.spec import load_spec
+from velofarm.onboard.doctor import diagnose, render, select_platforms
+from velofarm.spec import tomlwrite
+from velofarm.spec.farm import load_spec
+from velofarm.spec.job import build_job
+from velofarm.worker_tools import preflight
 
 MISSING_LINKER = "velofarm-test-no-such-linker"
 FIX = "apt-get install velofarm-test-linker"
@@ -31,7 +32,7 @@ def spec_with_missing_linker(path: Path) -> Path:
 
 
 def doctor(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "velofarm.cli", "doctor", *args], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "velofarm.cli.main", "doctor", *args], capture_output=True,
                           text=True, timeout=300, check=False)
 
 

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 from conftest import FARM_TOML
 
-from velofarm.dashboard_data import DownloadRefused, download_segments, open_artifact
-from velofarm.localfarm import LocalFarm, write_farm
+from velofarm.cli.localfarm import LocalFarm, write_farm
+from velofarm.release.dashboard_data import DownloadRefused, download_segments, open_artifact
 
 MARKER = b"TOP-SECRET-MARKER"
 TAG = "v0.1.0"

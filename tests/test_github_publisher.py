@@ -19,7 +19,7 @@ from github_standin import TOKEN, GitHubStandIn, StoredAsset
 from velofarm.errors import PublishError
 from velofarm.publish.github import GitHubPublisher, PublishOutcome
 from velofarm.release.model import SUMS_FILE, Asset, Release
-from velofarm.semver import parse_tag
+from velofarm.tags.semver import parse_tag
 
 REPO = "acme/velostream"
 PLATFORMS = {"x86_64-unknown-linux-gnu": (".tar.gz", 300_000), "x86_64-pc-windows-msvc": (".zip", 200_000)}

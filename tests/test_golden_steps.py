@@ -20,10 +20,10 @@ from conftest import FARM_TOML
 from twisted.python.failure import Failure
 
 import velofarm
-from velofarm import preflight
 from velofarm.buildmaster.factories import platform_factory
-from velofarm.platforms import catalogue_data
-from velofarm.spec import Spec, load_spec
+from velofarm.spec.farm import Spec, load_spec
+from velofarm.spec.platforms import catalogue_data
+from velofarm.worker_tools import preflight
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
 ARTIFACTS = Path("/srv/velofarm/master/artifacts")

@@ -12,11 +12,12 @@ from pathlib import Path
 import pytest
 from conftest import FARM_TOML, need
 
-from velofarm import preflight, workertac
-from velofarm.job import build_job
+from velofarm.onboard import workertac
 from velofarm.onboard.manage import Added, add_worker
 from velofarm.onboard.status import render_table, worker_states
-from velofarm.spec import load_spec
+from velofarm.spec.farm import load_spec
+from velofarm.spec.job import build_job
+from velofarm.worker_tools import preflight
 
 PROJECT_VENV = Path(sys.prefix)  # holds buildbot-worker at the master's version: --venv skips pip
 VERSION = "4.3.0"
@@ -195,7 +196,7 @@ def test_worker_list_reads_the_masters_state(farm: Path) -> None:
 
 def velofarm(*args: str) -> subprocess.CompletedProcess[str]:
     """The real `velofarm` command, as a person on the master runs it."""
-    return subprocess.run([sys.executable, "-m", "velofarm.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "velofarm.cli.main", *args], capture_output=True, text=True,
                           timeout=400, check=False)
 
 

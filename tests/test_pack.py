@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from velofarm import pack
+from velofarm.worker_tools import pack
 
 TAG = "v0.1.0"
 EPOCH = 1767225600  # 2026-01-01T00:00:00Z

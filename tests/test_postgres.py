@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 from conftest import FARM_TOML, IN_CI, REPO, need
 
-from velofarm import tomlwrite
 from velofarm.buildmaster.config import db_url, with_postgres_driver
 from velofarm.secretstore import SecretStore
-from velofarm.spec import load_spec
+from velofarm.spec import tomlwrite
+from velofarm.spec.farm import load_spec
 
 
 def test_postgres_urls_get_the_psycopg2_driver() -> None:

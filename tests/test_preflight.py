@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from velofarm import preflight
+from velofarm.worker_tools import preflight
 
 TAG = "v0.1.0"
 posix_only = pytest.mark.skipif(os.name == "nt", reason="fake binaries are shell scripts")

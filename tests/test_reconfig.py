@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 from conftest import FARM_TOML
 
-from velofarm import tomlwrite, workertac
-from velofarm.localfarm import LocalFarm, write_farm
+from velofarm.cli.localfarm import LocalFarm, write_farm
+from velofarm.onboard import workertac
+from velofarm.spec import tomlwrite
 
 SUCCESS, FAILURE, RETRY, EXCEPTION = 0, 2, 4, 5
 
@@ -28,7 +29,7 @@ echo "stand-in cargo: $*"
 
 
 def velofarm(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "velofarm.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "velofarm.cli.main", *args], capture_output=True, text=True,
                           timeout=400, check=False)
 
 

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from conftest import FARM_TOML
 
-from velofarm import registry
 from velofarm.errors import SpecError
 from velofarm.onboard.manage import add_worker, remove_worker, rotate_worker
-from velofarm.spec import load_spec
+from velofarm.spec import registry
+from velofarm.spec.farm import load_spec
 
 
 @pytest.fixture

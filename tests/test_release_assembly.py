@@ -16,15 +16,15 @@ from pathlib import Path
 import pytest
 from conftest import need
 
-from velofarm import pack
 from velofarm.errors import ReleaseError
-from velofarm.job import archive_name
-from velofarm.platforms import catalogue
 from velofarm.release.assemble import assemble_release
 from velofarm.release.checksums import checksum_line, parse_sums, read_checksum_file
 from velofarm.release.model import NOTES_FILE, RELEASE_JSON, SUMS_FILE, content_type
 from velofarm.release.verify import load_release, verify_release
-from velofarm.spec import Spec, parse_spec
+from velofarm.spec.farm import Spec, parse_spec
+from velofarm.spec.job import archive_name
+from velofarm.spec.platforms import catalogue
+from velofarm.worker_tools import pack
 
 TAG = "v1.2.3"
 COMMIT = "6113728f27ae82c7b1a177c8d03f9e96e0adf246"

@@ -17,8 +17,8 @@ import pytest
 from conftest import FARM_TOML, need_host_toolchains
 from farmtools import archive_names, quiet_for, release_builds, step_log, steps, tags_released, wait_release_of
 
-from velofarm.localfarm import LocalFarm, free_port, git, write_farm
-from velofarm.webhook import signature_of
+from velofarm.cli.localfarm import LocalFarm, free_port, git, write_farm
+from velofarm.tags.webhook import signature_of
 
 pytestmark = pytest.mark.integration
 TARGETS = {"linux-x86_64": "x86_64-unknown-linux-gnu", "windows-x86_64-gnu": "x86_64-pc-windows-gnu"}
@@ -59,7 +59,7 @@ def test_pushed_tag_publishes_a_verified_release(farm: LocalFarm, v010: dict[str
     archives = [f"velostream-v0.1.0-{t}.{'zip' if 'windows' in t else 'tar.gz'}" for t in TARGETS.values()]
     assert names == sorted(archives + [f"{a}.sha256" for a in archives] +
                            ["RELEASE_NOTES.md", "SHA256SUMS", "release.json"])
-    verify = subprocess.run([sys.executable, "-m", "velofarm.cli", "verify", str(release)], capture_output=True, text=True)
+    verify = subprocess.run([sys.executable, "-m", "velofarm.cli.main", "verify", str(release)], capture_output=True, text=True)
     assert verify.returncode == 0, verify.stdout + verify.stderr
     for tool in (["sha256sum", "-c", "SHA256SUMS"], ["sha256sum", "-c", f"{archives[0]}.sha256"]):
         out = subprocess.run(tool, cwd=release, capture_output=True, text=True)

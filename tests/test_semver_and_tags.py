@@ -7,9 +7,9 @@ import random
 
 import pytest
 
-from velofarm.semver import is_prerelease, normalize_tag, parse_tag
-from velofarm.spec import DEFAULT_TAG_PATTERN
-from velofarm.tagpolicy import decide
+from velofarm.spec.farm import DEFAULT_TAG_PATTERN
+from velofarm.tags.semver import is_prerelease, normalize_tag, parse_tag
+from velofarm.tags.tagpolicy import decide
 
 
 @pytest.mark.parametrize("tag", ["v1.0.0-rc.1", "v1.0.0-beta", "v0.0.1-test.9", "v1.0.0-sprint",

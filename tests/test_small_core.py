@@ -12,13 +12,13 @@ from typing import Any
 import pytest
 from conftest import FARM_TOML
 
-from velofarm import tomlwrite
-from velofarm.artifacts import check_part, commit_incoming, incoming_dir
+from velofarm.artifacts.store import check_part, commit_incoming, incoming_dir
 from velofarm.errors import PackError, SpecError
 from velofarm.names import unsafe_name_reason
-from velofarm.notify import pushed_tags
 from velofarm.release.checksums import checksum_line, sha256_file
 from velofarm.secretstore import SecretStore, worker_secret_name
+from velofarm.spec import tomlwrite
+from velofarm.tags.notify import pushed_tags
 
 # ------------------------------------------------------------------------------------ tomlwrite
 

@@ -12,9 +12,9 @@ import pytest
 from conftest import FARM_TOML
 
 from velofarm.errors import SpecError
-from velofarm.platforms import catalogue, catalogue_data, known_targets
-from velofarm.spec import DEFAULT_TAG_PATTERN, load_spec, parse_spec
-from velofarm.tagpolicy import decide
+from velofarm.spec.farm import DEFAULT_TAG_PATTERN, load_spec, parse_spec
+from velofarm.spec.platforms import catalogue, catalogue_data, known_targets
+from velofarm.tags.tagpolicy import decide
 
 # A small valid farm: two catalogue platforms, one worker each. Every bad-input test changes one thing.
 BASE: dict[str, Any] = {

@@ -21,12 +21,12 @@ from typing import Any
 
 import pytest
 
-from velofarm import transfer
-from velofarm.artifacts import commit_incoming, incoming_dir
+from velofarm.artifacts.incoming import Registry
+from velofarm.artifacts.receiver import start_receiver, stop_receiver
+from velofarm.artifacts.store import commit_incoming, incoming_dir
+from velofarm.cli.localfarm import wait_for
 from velofarm.errors import VelofarmError
-from velofarm.incoming import Registry
-from velofarm.localfarm import wait_for
-from velofarm.receiver import start_receiver, stop_receiver
+from velofarm.worker_tools import transfer
 
 NAME = "velostream-v1.0.0-x86_64-unknown-linux-gnu.tar.gz"
 
@@ -301,7 +301,7 @@ def test_platform_builds_send_archives_through_the_receiver() -> None:
 
     from velofarm.buildmaster.factories import platform_factory
     from velofarm.buildmaster.uploads import UploadArtifact, UploadReceiver, upload_service
-    from velofarm.spec import load_spec
+    from velofarm.spec.farm import load_spec
 
     spec = load_spec(Path(__file__).resolve().parent.parent / "farm.toml")
     for platform in spec.platforms.values():
@@ -317,7 +317,7 @@ def test_platform_builds_send_archives_through_the_receiver() -> None:
 
 MASTER_CFG = '''import json, os
 from buildbot.plugins import schedulers, steps, util, worker
-from velofarm import transfer
+from velofarm.worker_tools import transfer
 from velofarm.buildmaster.uploads import UploadArtifact, UploadReceiver
 p = json.load(open(os.path.join(basedir, "params.json")))  # noqa: F821
 f = util.BuildFactory()
@@ -351,9 +351,9 @@ def _api(port: int, path: str, body: dict[str, Any] | None = None) -> Any:
 def test_a_real_build_stores_its_archive_through_the_receiver(tmp_path: Path) -> None:
     import json
 
-    from velofarm.localfarm import free_port
-    from velofarm.masterdir import TAC, buildbot_command
-    from velofarm.workertac import WORKER_CMD, create_worker_dir
+    from velofarm.cli.localfarm import free_port
+    from velofarm.cli.masterdir import TAC, buildbot_command
+    from velofarm.onboard.workertac import WORKER_CMD, create_worker_dir
 
     archive, digest = make_archive(tmp_path / "dist", 5 * 1024 * 1024 + 3)
     master_dir, worker_dir = tmp_path / "master", tmp_path / "worker"

@@ -8,10 +8,10 @@ from pathlib import Path
 import bcrypt
 import pytest
 
-from velofarm.cli import main
+from velofarm.cli.main import main
 from velofarm.errors import SpecError
 from velofarm.secretstore import SecretStore
-from velofarm.spec import load_spec
+from velofarm.spec.farm import load_spec
 from velofarm.users import (
     UserError,
     add_user_table,

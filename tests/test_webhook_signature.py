@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from velofarm.webhook import TagPush, parse_event, signature_of, verify_signature
+from velofarm.tags.webhook import TagPush, parse_event, signature_of, verify_signature
 
 # https://docs.github.com/en/webhooks/using-webhooks/validating-webhook-deliveries#testing-the-webhook-payload-validation
 SECRET = "It's a Secret to Everybody"
@@ -122,6 +122,6 @@ def test_invalid_json_starts_nothing(raw: bytes, reason: str) -> None:
 
 
 def test_create_event_without_a_ref_starts_nothing() -> None:
-    from velofarm.webhook import parse_event
+    from velofarm.tags.webhook import parse_event
     push, reason = parse_event("create", b'{"ref_type": "tag"}')
     assert push is None and "names no tag" in reason

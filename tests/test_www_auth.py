@@ -21,10 +21,10 @@ from conftest import FARM_TOML, need
 
 from velofarm.buildmaster.auth import RolesFromGitHubTeams
 from velofarm.buildmaster.www import NOBODY, farm_authz, sign_in
+from velofarm.cli.localfarm import LocalFarm, git, write_farm
 from velofarm.errors import SpecError
-from velofarm.localfarm import LocalFarm, git, write_farm
 from velofarm.secretstore import SecretStore
-from velofarm.spec import load_spec
+from velofarm.spec.farm import load_spec
 from velofarm.users import hash_password, user_secret_name
 
 PASSWORDS = {"olga": "olga's long password", "rita": "rita's long password", "tess": "tess's long password"}
@@ -222,7 +222,7 @@ def test_a_new_password_applies_at_once_and_a_removed_user_loses_everything(farm
     assert requests.get(f"{farm.url}auth/login", auth=("tess", PASSWORDS["tess"])).status_code == 401
     assert requests.get(f"{farm.url}auth/login", auth=("tess", "tess's newer password"),
                         allow_redirects=False).status_code == 302
-    out = subprocess.run([sys.executable, "-m", "velofarm.cli", "user", "remove", "tess",
+    out = subprocess.run([sys.executable, "-m", "velofarm.cli.main", "user", "remove", "tess",
                           "--spec", str(farm.spec_path)], capture_output=True, text=True, check=False)
     assert out.returncode == 0, out.stderr
     _reconfig(farm)

@@ -8,9 +8,8 @@ from typing import Any
 from buildbot.plugins import changes
 from twisted.internet import defer
 
-from velofarm.spec import Spec
-
-CHANGE_USER = "velofarm-changes"
+from velofarm.spec.farm import Spec
+from velofarm.tags.notify import CHANGE_USER
 
 
 class TagPoller(changes.GitPoller):

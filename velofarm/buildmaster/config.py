@@ -16,7 +16,7 @@ from velofarm.buildmaster.webhook import WebhookService
 from velofarm.buildmaster.workers import COORDINATOR, all_workers
 from velofarm.buildmaster.www import WEBHOOK_SECRET, www_config
 from velofarm.secretstore import SecretStore
-from velofarm.spec import Spec, load_spec
+from velofarm.spec.farm import Spec, load_spec
 
 CHANGE_SECRET = "change-source-password"
 

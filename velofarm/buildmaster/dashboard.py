@@ -22,7 +22,7 @@ from twisted.web import resource, server
 from twisted.web.static import NoRangeStaticProducer
 
 from velofarm.buildmaster.schedulers import RELEASE_BUILDER
-from velofarm.dashboard_data import (
+from velofarm.release.dashboard_data import (
     ALLOWED_PROPERTIES,
     BuildRecord,
     DownloadRefused,
@@ -34,7 +34,7 @@ from velofarm.dashboard_data import (
     with_artifacts,
 )
 from velofarm.release.model import content_type
-from velofarm.spec import Spec
+from velofarm.spec.farm import Spec
 
 NAME = "releases"
 DOWNLOADS = b"artifacts"  # mounted beside the dashboard: /plugins/wsgi_dashboards/artifacts/TAG/PLATFORM/FILE

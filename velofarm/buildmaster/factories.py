@@ -9,12 +9,12 @@ from typing import Any
 
 from buildbot.plugins import steps, util
 
-from velofarm import pack, preflight, transfer
 from velofarm.buildmaster.steps import PublishRelease, ReleaseTrigger, ResolveTag
 from velofarm.buildmaster.uploads import UploadArtifact
-from velofarm.job import build_job
-from velofarm.platforms import Platform
-from velofarm.spec import Spec
+from velofarm.spec.farm import Spec
+from velofarm.spec.job import build_job
+from velofarm.spec.platforms import Platform
+from velofarm.worker_tools import pack, preflight, transfer
 
 TAG = util.Interpolate("%(prop:tag)s")
 TOOLS = "../tools"
@@ -101,7 +101,7 @@ def platform_factory(spec: Spec, platform: Platform, artifacts_root: Path) -> ut
 
 def velofarm_command(*args: object) -> list[object]:
     """Run the velofarm face with the master's own interpreter (the coordinator runs on the master)."""
-    return [sys.executable, "-m", "velofarm.cli", *args]
+    return [sys.executable, "-m", "velofarm.cli.main", *args]
 
 
 def release_factory(spec: Spec, artifacts_root: Path, staging_root: Path) -> util.BuildFactory:

@@ -11,9 +11,9 @@ from twisted.internet import defer, threads
 from twisted.python import log
 
 from velofarm.errors import VelofarmError
-from velofarm.gitrefs import tag_commit
-from velofarm.spec import Spec
-from velofarm.tagpolicy import decide
+from velofarm.spec.farm import Spec
+from velofarm.tags.gitrefs import tag_commit
+from velofarm.tags.tagpolicy import decide
 
 RELEASE_BUILDER = "release"
 

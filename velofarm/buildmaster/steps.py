@@ -86,7 +86,7 @@ def publish_release_dir(spec_path: str, directory: str, token: str | None, emit:
     """Load, verify and publish one release folder (runs in a thread)."""
     from velofarm.publish.select import publisher_for
     from velofarm.release.verify import load_release
-    from velofarm.spec import load_spec
+    from velofarm.spec.farm import load_spec
 
     spec = load_spec(spec_path)
     release = load_release(Path(directory))
@@ -107,8 +107,8 @@ class ResolveTag(BuildStep):
 
     @defer.inlineCallbacks
     def run(self) -> Any:
-        from velofarm.gitrefs import tag_commit
-        from velofarm.tagpolicy import decide
+        from velofarm.tags.gitrefs import tag_commit
+        from velofarm.tags.tagpolicy import decide
 
         log = yield self.addLog("stdio")
         decision = decide(self.getProperty("tag") or "", self.tag_pattern)

@@ -18,11 +18,11 @@ from buildbot.util.service import BuildbotService
 from twisted.internet import defer, threads
 from twisted.python import log
 
-from velofarm.artifacts import commit_incoming, incoming_dir
+from velofarm.artifacts.incoming import Receipt, Registry
+from velofarm.artifacts.receiver import PATH_PREFIX, ReceiverServer, start_receiver, stop_receiver
+from velofarm.artifacts.store import commit_incoming, incoming_dir
 from velofarm.errors import VelofarmError
-from velofarm.incoming import Receipt, Registry
-from velofarm.receiver import PATH_PREFIX, ReceiverServer, start_receiver, stop_receiver
-from velofarm.spec import Spec
+from velofarm.spec.farm import Spec
 
 SERVICE_NAME = "velofarm-uploads"
 

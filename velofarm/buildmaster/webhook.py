@@ -14,7 +14,7 @@ from twisted.internet import defer, endpoints, reactor
 from twisted.python import log
 from twisted.web import resource, server
 
-from velofarm.webhook import EVENT_HEADERS, SIGNATURE_HEADERS, parse_event, verify_signature
+from velofarm.tags.webhook import EVENT_HEADERS, SIGNATURE_HEADERS, parse_event, verify_signature
 
 MAX_BODY = 25 * 1024 * 1024  # GitHub caps payloads at 25 MB
 

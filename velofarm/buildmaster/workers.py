@@ -7,7 +7,7 @@ from typing import Any
 from buildbot.plugins import util, worker
 
 from velofarm.secretstore import worker_secret_name
-from velofarm.spec import Spec
+from velofarm.spec.farm import Spec
 
 COORDINATOR = "release-coordinator"
 

@@ -22,7 +22,7 @@ from velofarm.buildmaster.dashboard import mount_downloads, releases_dashboard
 from velofarm.buildmaster.schedulers import RELEASE_BUILDER
 from velofarm.errors import SpecError
 from velofarm.secretstore import SecretStore
-from velofarm.spec import Spec
+from velofarm.spec.farm import Spec
 from velofarm.users import GITHUB_SECRET, GITHUB_TABLE, OPS, RELEASE_MANAGER
 
 WEBHOOK_SECRET = "webhook-secret"

@@ -1,4 +1,5 @@
-"""Worker onboarding: the registry edits, the per-machine bundle, and the workers' state.
+"""Worker onboarding: registry edits, per-machine bundles and bootstrap templates, doctor.
 
-The core of `velofarm worker add|list|remove|rotate`; nothing here imports Buildbot.
+Runs in the `velofarm` command (`worker add|list|remove|rotate`, `doctor`). Pure: never imports
+Buildbot (`workertac` writes a buildbot.tac as text; `doctor` reuses the worker tools' checks).
 """

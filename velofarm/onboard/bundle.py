@@ -14,10 +14,11 @@ from dataclasses import dataclass
 from importlib import metadata, resources
 from pathlib import Path
 
-from velofarm import preflight, workertac
 from velofarm.errors import SpecError
-from velofarm.job import build_job
-from velofarm.spec import Spec, Worker
+from velofarm.onboard import workertac
+from velofarm.spec.farm import Spec, Worker
+from velofarm.spec.job import build_job
+from velofarm.worker_tools import preflight
 
 PLACEHOLDER = re.compile(r"@@([A-Z_]+)@@")
 HOST = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$")
@@ -85,7 +86,7 @@ def render(template: str, values: dict[str, str]) -> str:
 
 
 def _template(name: str) -> str:
-    return resources.files("velofarm").joinpath("templates", name).read_text(encoding="utf-8")
+    return resources.files("velofarm.onboard").joinpath("templates", name).read_text(encoding="utf-8")
 
 
 def render_bundle(spec: Spec, worker: Worker, secret_shown: str, bundle_shown: str) -> list[BundleFile]:

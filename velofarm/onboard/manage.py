@@ -12,13 +12,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from velofarm import registry
 from velofarm.errors import SpecError
 from velofarm.names import unsafe_name_reason
 from velofarm.onboard.bundle import removal_steps, render_bundle, worker_os, write_bundle
-from velofarm.platforms import suggest
 from velofarm.secretstore import SecretStore, worker_secret_name
-from velofarm.spec import Spec, load_spec, master_settings, parse_spec, read_farm_toml, registry_path
+from velofarm.spec import registry
+from velofarm.spec.farm import Spec, load_spec, master_settings, parse_spec, read_farm_toml, registry_path
+from velofarm.spec.platforms import suggest
 
 RESERVED = {"release-coordinator"}
 

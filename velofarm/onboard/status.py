@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from velofarm.spec import Spec
+from velofarm.spec.farm import Spec
 
 Fetch = Callable[[str], Any]
 

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 from velofarm.errors import PublishError
 from velofarm.publish.http import ApiError, HttpClient, WriteUncertain
 from velofarm.release.model import Asset, Release
-from velofarm.semver import parse_tag
+from velofarm.tags.semver import parse_tag
 
 REPO_NAME = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 URI_TEMPLATE = re.compile(r"\{[^}]*\}$")

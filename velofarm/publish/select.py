@@ -6,7 +6,7 @@ from typing import Any, Callable
 
 from velofarm.errors import PublishError
 from velofarm.publish.directory import DirectoryPublisher
-from velofarm.spec import Spec
+from velofarm.spec.farm import Spec
 
 
 def publisher_for(spec: Spec, token: str | None, log: Callable[[str], None] = print) -> Any:

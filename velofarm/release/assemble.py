@@ -10,12 +10,12 @@ from pathlib import Path
 from typing import Any
 
 from velofarm.errors import ReleaseError
-from velofarm.job import archive_name
 from velofarm.release.checksums import checksum_line, read_checksum_file, sha256_file
 from velofarm.release.model import NOTES_FILE, RELEASE_JSON, SUMS_FILE
 from velofarm.release.notes import NotesPlatform, render_notes
-from velofarm.semver import TagVersion, parse_tag
-from velofarm.spec import Spec
+from velofarm.spec.farm import Spec
+from velofarm.spec.job import archive_name
+from velofarm.tags.semver import TagVersion, parse_tag
 
 
 def collect_platform(spec: Spec, tag: str, platform_name: str, artifacts_root: Path) -> tuple[Path, str]:

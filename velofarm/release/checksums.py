@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from velofarm import pack
 from velofarm.errors import ReleaseError
+from velofarm.worker_tools import pack
 
 LINE = re.compile(r"([0-9a-f]{64})  ([^/\\\r\n]+)\n", re.ASCII)
 

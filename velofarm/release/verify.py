@@ -9,7 +9,7 @@ from typing import Any
 from velofarm.errors import ReleaseError
 from velofarm.release.checksums import parse_sums, read_checksum_file, sha256_file
 from velofarm.release.model import NOTES_FILE, RELEASE_JSON, SUMS_FILE, Asset, Release
-from velofarm.semver import parse_tag
+from velofarm.tags.semver import parse_tag
 
 
 def _load_meta(directory: Path) -> dict[str, Any]:

@@ -64,13 +64,13 @@ class Platform:
 
 def known_targets() -> list[str]:
     """Rust target triples velofarm accepts (a misspelling gets a suggestion)."""
-    text = resources.files("velofarm").joinpath("targets.txt").read_text()
+    text = resources.files("velofarm.spec").joinpath("targets.txt").read_text()
     return [line.strip() for line in text.splitlines() if line.strip()]
 
 
 def catalogue_data() -> dict[str, dict[str, Any]]:
     """The raw catalogue table, platform name to fields."""
-    text = resources.files("velofarm").joinpath("catalogue.toml").read_text()
+    text = resources.files("velofarm.spec").joinpath("catalogue.toml").read_text()
     return tomllib.loads(text)
 
 

@@ -3,7 +3,7 @@
 Core, no Buildbot: velofarm.buildmaster.uploads runs it inside the master and grants tokens;
 velofarm/incoming.py holds the grants and writes the files. Buildbot's FileUpload waits one PB
 round trip per block (at most 640 KiB): ~130 MiB/s on loopback, ~5 MiB/s over a 50 ms link.
-Here each archive is one streamed HTTP PUT (velofarm/transfer.py on the worker) to a small
+Here each archive is one streamed HTTP PUT (velofarm/worker_tools/transfer.py on the worker) to a small
 server inside the master process:
 
 - Authenticated by a random token that UploadArtifact grants right before the upload and revokes
@@ -32,7 +32,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import unquote
 
-from velofarm.incoming import CHUNK, Grant, Put, Registry, RequestError, Slot, Superseded, finish, receive
+from velofarm.artifacts.incoming import CHUNK, Grant, Put, Registry, RequestError, Slot, Superseded, finish, receive
 
 PATH_PREFIX = "/upload/"
 IDLE_TIMEOUT = 120.0  # a silent upload is dropped; the worker resumes on a new connection

@@ -10,10 +10,10 @@ import platform as host
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from velofarm import preflight
 from velofarm.errors import SpecError
-from velofarm.platforms import Platform, suggest
-from velofarm.spec import Spec
+from velofarm.spec.farm import Spec
+from velofarm.spec.platforms import Platform, suggest
+from velofarm.worker_tools import preflight
 
 SYSTEMS = {"Linux": "linux", "Darwin": "macos", "Windows": "windows"}
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from velofarm.errors import SpecError, VelofarmError
-from velofarm.platforms import OSES
+from velofarm.spec.platforms import OSES
 
 RECONFIG_TIMEOUT = 300  # seconds; a busy master can take a while to load a large config
 
@@ -37,7 +37,7 @@ def cmd_worker_add(args: argparse.Namespace) -> int:
 
 
 def _reachability_warning(spec_path: Path) -> str:
-    from velofarm.spec import load_spec
+    from velofarm.spec.farm import load_spec
     master = load_spec(spec_path).master
     if master.public_host in ("127.0.0.1", "localhost", "::1"):
         return (f"[master] public_host is {master.public_host}: only a worker on the master's own machine "
@@ -48,7 +48,7 @@ def _reachability_warning(spec_path: Path) -> str:
 
 def cmd_worker_list(args: argparse.Namespace) -> int:
     from velofarm.onboard.status import render_table, rest_fetcher, worker_states
-    from velofarm.spec import load_spec
+    from velofarm.spec.farm import load_spec
     spec = load_spec(args.spec)
     states, problem = worker_states(spec, rest_fetcher(args.url or spec.master.url))
     print(render_table(states))
@@ -81,8 +81,8 @@ def cmd_worker_rotate(args: argparse.Namespace) -> int:
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    from velofarm.doctor import diagnose, host_os, render, select_platforms
-    from velofarm.spec import load_spec
+    from velofarm.onboard.doctor import diagnose, host_os, render, select_platforms
+    from velofarm.spec.farm import load_spec
     spec = load_spec(args.spec)
     reports = diagnose(spec, select_platforms(spec, args.platform or [], args.worker, host_os()))
     print(render(reports))
@@ -90,9 +90,9 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def cmd_reconfig(args: argparse.Namespace) -> int:
-    from velofarm.masterdir import buildbot_command
+    from velofarm.cli.masterdir import buildbot_command
     from velofarm.secretstore import SecretStore, worker_secret_name
-    from velofarm.spec import load_spec
+    from velofarm.spec.farm import load_spec
     spec = load_spec(args.spec)
     store = SecretStore(spec.resolve(spec.master.secrets_dir))
     store.check()

@@ -15,8 +15,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from velofarm import tomlwrite
 from velofarm.errors import SpecError
+from velofarm.spec import tomlwrite
 
 HEADER = """\
 # velofarm worker registry: written by `velofarm worker add|remove`; safe to commit (no passwords:

@@ -10,8 +10,8 @@ from typing import Any
 
 from velofarm.errors import SpecError
 from velofarm.names import unsafe_name_reason
-from velofarm.platforms import OSES, Platform, build_platform, catalogue_data, suggest
-from velofarm.registry import read_registry
+from velofarm.spec.platforms import OSES, Platform, build_platform, catalogue_data, suggest
+from velofarm.spec.registry import read_registry
 
 DEFAULT_TAG_PATTERN = (r"^v(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)"
                        r"(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$")
@@ -110,7 +110,7 @@ class Spec:
 
     def tag_matches(self, tag: str) -> bool:
         """The one release-tag rule (tagpolicy.decide), as a yes or no."""
-        from velofarm.tagpolicy import decide
+        from velofarm.tags.tagpolicy import decide
         return decide(tag, self.release.tag_pattern).release
 
 

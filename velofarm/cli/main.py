@@ -11,7 +11,7 @@ from velofarm.errors import VelofarmError
 
 
 def _spec(args: argparse.Namespace):  # type: ignore[no-untyped-def]
-    from velofarm.spec import load_spec
+    from velofarm.spec.farm import load_spec
     return load_spec(args.spec)
 
 
@@ -19,7 +19,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     import subprocess
     import tempfile
 
-    from velofarm.masterdir import buildbot_command, create_master
+    from velofarm.cli.masterdir import buildbot_command, create_master
     spec = _spec(args)
     print(f"{spec.path.name}: ok: {len(spec.platforms)} platforms, {len(spec.workers)} workers, "
           f"publisher {spec.release.publisher}")
@@ -32,7 +32,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_master_create(args: argparse.Namespace) -> int:
-    from velofarm.masterdir import create_master
+    from velofarm.cli.masterdir import create_master
     spec = _spec(args)
     create_master(Path(args.dir), spec.path)
     print(f"master created in {args.dir} for {spec.path}; start it with: buildbot start {args.dir}")
@@ -40,8 +40,8 @@ def cmd_master_create(args: argparse.Namespace) -> int:
 
 
 def cmd_resolve_tag(args: argparse.Namespace) -> int:
-    from velofarm.gitrefs import tag_commit
-    from velofarm.tagpolicy import decide
+    from velofarm.tags.gitrefs import tag_commit
+    from velofarm.tags.tagpolicy import decide
     spec = _spec(args)
     decision = decide(args.tag, spec.release.tag_pattern)
     if not decision.release:
@@ -99,12 +99,12 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_notify(args: argparse.Namespace) -> int:
-    from velofarm.notify import send_tag_changes
+    from velofarm.buildmaster.hookclient import send_tag_changes
     return send_tag_changes(args.master, Path(args.password_file), args.repository, sys.stdin)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from velofarm.demo import run_demo
+    from velofarm.cli.demo import run_demo
     return run_demo(Path(args.dir), once=args.once, spec_template=Path(args.spec))
 
 
@@ -141,7 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--password-file", required=True)
     p.add_argument("--repository", required=True)
     p = add("demo", cmd_demo, "release the example project locally, end to end")
-    p.set_defaults(spec=str(Path(__file__).resolve().parent.parent / "farm.toml"))
+    p.set_defaults(spec=str(Path(__file__).resolve().parents[2] / "farm.toml"))
     p.add_argument("--dir", default=".demo", help="scratch folder (default .demo)")
     p.add_argument("--once", action="store_true", help="exit when the release is done")
     for register in extra_commands():
@@ -151,7 +151,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def extra_commands() -> list:  # type: ignore[type-arg]
     """Command groups kept in their own modules; each adds its subparsers."""
-    from velofarm import cli_users, cli_workers
+    from velofarm.cli import users as cli_users
+    from velofarm.cli import workers as cli_workers
     return [cli_users.register, cli_workers.register]
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from velofarm.errors import VelofarmError
-from velofarm.semver import parse_tag
+from velofarm.tags.semver import parse_tag
 
 # The only build properties the dashboard ever reads; anything else could be a secret.
 ALLOWED_PROPERTIES = ("tag", "dry_run", "publish_state", "release_location")

@@ -3,7 +3,7 @@
 
 Standard library only, Python 3.9+: the master downloads this file into the worker's build
 folder (.velofarm/pack.py) and runs it with the worker's own Python, so a worker needs nothing
-but buildbot-worker and its toolchain. Also importable (`from velofarm import pack`).
+but buildbot-worker and its toolchain. Also importable (`from velofarm.worker_tools import pack`).
 
     pack.py stage JOB --tag TAG --src DIR --bin-dir DIR --out DIR
     pack.py archive STAGEDIR --format tar.gz|zip --epoch N --out FILE [--executable REL ...]

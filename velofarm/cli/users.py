@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from velofarm.secretstore import SecretStore
-from velofarm.spec import Spec, load_spec, parse_spec
+from velofarm.spec.farm import Spec, load_spec, parse_spec
 from velofarm.users import (
     ROLES,
     UserError,

@@ -3,7 +3,7 @@
 
 Standard library only, Python 3.9+: the master downloads this file into the worker's build
 folder (.velofarm/preflight.py) and runs it with the worker's own Python, in the checked-out
-source tree. Also importable (`from velofarm import preflight`; `velofarm doctor` reuses
+source tree. Also importable (`from velofarm.worker_tools import preflight`; `velofarm doctor` reuses
 check_toolchain, the master reuses build_argv and build_env).
 
     preflight.py version JOB --tag TAG

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from velofarm.platforms import Platform
-from velofarm.spec import Spec
+from velofarm.spec.farm import Spec
+from velofarm.spec.platforms import Platform
 
 
 def archive_name(project: str, tag: str, platform: Platform) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from velofarm.semver import normalize_tag
+from velofarm.tags.semver import normalize_tag
 
 
 @dataclass(frozen=True)

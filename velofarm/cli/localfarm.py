@@ -17,14 +17,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from velofarm import tomlwrite
-from velofarm.buildmaster.changes import CHANGE_USER  # noqa: F401 (the hook logs in as this user)
-from velofarm.masterdir import buildbot_command, create_master
-from velofarm.notify import install_hook
+from velofarm.cli.masterdir import buildbot_command, create_master
+from velofarm.onboard.workertac import WORKER_CMD, create_worker_dir
 from velofarm.secretstore import SecretStore, worker_secret_name
-from velofarm.workertac import WORKER_CMD, create_worker_dir
+from velofarm.spec import tomlwrite
+from velofarm.tags.notify import install_hook
 
-EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "velostream-mini"
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "velostream-mini"
 
 
 def free_port() -> int:

@@ -9,11 +9,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from velofarm.cli.localfarm import LocalFarm, write_farm
 from velofarm.errors import VelofarmError
-from velofarm.localfarm import LocalFarm, write_farm
-from velofarm.preflight import check_toolchain
 from velofarm.release.verify import verify_release
-from velofarm.spec import Spec, load_spec
+from velofarm.spec.farm import Spec, load_spec
+from velofarm.worker_tools.preflight import check_toolchain
 
 MARKER = ".velofarm-demo"
 TAG = "v0.1.0"

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
-from velofarm.artifacts import check_part
+from velofarm.artifacts.store import check_part
 from velofarm.errors import VelofarmError
 from velofarm.release.checksums import checksum_line
 
