@@ -66,7 +66,9 @@ def make_tree(root: Path, reverse: bool = False, mtime: int = 1_000_000_000, uma
 
 
 def staged(root: Path, job: dict[str, Any] | None = None) -> Path:
-    return pack.stage(job or make_job(), TAG, root / "src", root / "bin", root / "out")
+    job = job or make_job()
+    name = f"{job['project']}-{TAG}-{job['platform']['target']}"
+    return pack.stage(job, TAG, root / "src", root / "bin", root / "out", name)
 
 
 @pytest.fixture
@@ -171,7 +173,7 @@ def test_cli_stage_error_is_one_line(tree: Path, capsys: pytest.CaptureFixture[s
     import json
     job_file = tree / "job.json"
     job_file.write_text(json.dumps({**make_job(), "ship": ["configs", "nope"]}))
-    code = pack.main(["stage", str(job_file), "--tag", TAG, "--src", str(tree / "src"),
+    code = pack.main(["stage", str(job_file), "--tag", TAG, "--name", "x-" + TAG, "--src", str(tree / "src"),
                       "--bin-dir", str(tree / "bin"), "--out", str(tree / "out")])
     err = capsys.readouterr().err
     assert code == 1

@@ -13,7 +13,7 @@ import pytest
 from conftest import FARM_TOML
 
 from velofarm.artifacts.store import check_part, commit_incoming, incoming_dir
-from velofarm.errors import PackError, SpecError
+from velofarm.errors import ArtifactError, SpecError
 from velofarm.names import unsafe_name_reason
 from velofarm.release.checksums import checksum_line, sha256_file
 from velofarm.secretstore import SecretStore, worker_secret_name
@@ -209,7 +209,7 @@ def test_commit_replaces_an_older_artifact_whole(tmp_path: Path) -> None:
 
 def test_commit_trusts_the_receivers_digest(tmp_path: Path) -> None:
     upload(tmp_path, 7, b"bytes")
-    with pytest.raises(PackError, match="arrived with SHA-256 " + "f" * 64):
+    with pytest.raises(ArtifactError, match="arrived with SHA-256 " + "f" * 64):
         commit_incoming(tmp_path, "v1.2.3", "linux-x86_64", 7, ARCHIVE, received_sha256="f" * 64)
 
 
@@ -219,7 +219,7 @@ def test_mismatched_checksum_is_refused_and_nothing_is_in_place(tmp_path: Path, 
     commit_incoming(tmp_path, "v1.2.3", "linux-x86_64", 7, ARCHIVE)
     kwargs = {"listed_digest": "0" * 64} if case == "digest" else {"listed_name": "other.tar.gz"}
     incoming = upload(tmp_path, 8, b"damaged in transit", **kwargs)  # type: ignore[arg-type]
-    with pytest.raises(PackError) as info:
+    with pytest.raises(ArtifactError) as info:
         commit_incoming(tmp_path, "v1.2.3", "linux-x86_64", 8, ARCHIVE)
     assert f"tag v1.2.3: platform linux-x86_64: {ARCHIVE} arrived with SHA-256" in str(info.value)
     assert "rebuild" in str(info.value)
@@ -230,7 +230,7 @@ def test_mismatched_checksum_is_refused_and_nothing_is_in_place(tmp_path: Path, 
 
 def test_first_upload_mismatch_leaves_no_artifact(tmp_path: Path) -> None:
     incoming = upload(tmp_path, 3, b"x", listed_digest="1" * 64)
-    with pytest.raises(PackError):
+    with pytest.raises(ArtifactError):
         commit_incoming(tmp_path, "v1.2.3", "linux-x86_64", 3, ARCHIVE)
     assert not incoming.exists() and not (tmp_path / "v1.2.3" / "linux-x86_64").exists()
 
@@ -239,7 +239,7 @@ def test_first_upload_mismatch_leaves_no_artifact(tmp_path: Path) -> None:
 def test_missing_upload_file(tmp_path: Path, missing: str) -> None:
     incoming = upload(tmp_path, 7, b"x")
     (incoming / missing).unlink()
-    with pytest.raises(PackError, match=f"{missing} did not arrive at the master"):
+    with pytest.raises(ArtifactError, match=f"{missing} did not arrive at the master"):
         commit_incoming(tmp_path, "v1.2.3", "linux-x86_64", 7, ARCHIVE)
     assert not incoming.exists() and not (tmp_path / "v1.2.3" / "linux-x86_64").exists()
 
@@ -249,7 +249,7 @@ def test_missing_upload_file(tmp_path: Path, missing: str) -> None:
     ("v1.2.3", "linux-x86_64", ".hidden"), ("v1..2", "linux-x86_64", ARCHIVE), ("", "linux-x86_64", ARCHIVE),
 ])
 def test_store_paths_stay_inside(tmp_path: Path, tag: str, platform: str, archive: str) -> None:
-    with pytest.raises(PackError, match="cannot name a file in the artifact store"):
+    with pytest.raises(ArtifactError, match="cannot name a file in the artifact store"):
         commit_incoming(tmp_path / "store", tag, platform, 1, archive)
     assert not (tmp_path / "store").exists()
 
@@ -310,5 +310,5 @@ def test_trailing_newline_is_not_safe(check: str) -> None:
     if check == "name":
         assert unsafe_name_reason("w1\n") is not None
     else:
-        with pytest.raises(PackError):
+        with pytest.raises(ArtifactError):
             check_part("v1.2.3\n", "tag")

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from velofarm.artifacts.incoming import Registry
+from velofarm.artifacts.incoming import UploadGrants
 from velofarm.artifacts.receiver import start_receiver, stop_receiver
 from velofarm.artifacts.store import commit_incoming, incoming_dir
 from velofarm.cli.localfarm import wait_for
@@ -32,8 +32,8 @@ NAME = "velostream-v1.0.0-x86_64-unknown-linux-gnu.tar.gz"
 
 
 class Receiver:
-    def __init__(self, registry: Registry, port: int, root: Path) -> None:
-        self.registry, self.port, self.root = registry, port, root
+    def __init__(self, grants: UploadGrants, port: int, root: Path) -> None:
+        self.grants, self.port, self.root = grants, port, root
 
     @property
     def url(self) -> str:
@@ -41,7 +41,7 @@ class Receiver:
 
     def grant(self, name: str = NAME, **kwargs: Any) -> tuple[str, Path]:
         folder = incoming_dir(self.root, "v1.0.0", "linux-x86_64", 7)
-        return self.registry.grant(folder, [name], **kwargs), folder
+        return self.grants.grant(folder, [name], **kwargs), folder
 
     def request(self, method: str, path: str, token: str | None, body: bytes = b"",
                 headers: dict[str, str] | None = None) -> tuple[int, bytes]:
@@ -57,9 +57,9 @@ class Receiver:
 
 @pytest.fixture
 def receiver(tmp_path: Path) -> Iterator[Receiver]:
-    registry = Registry()
-    server = start_receiver("127.0.0.1", 0, registry)
-    yield Receiver(registry, server.server_port, tmp_path / "artifacts")
+    grants = UploadGrants()
+    server = start_receiver("127.0.0.1", 0, grants)
+    yield Receiver(grants, server.server_port, tmp_path / "artifacts")
     stop_receiver(server)
 
 
@@ -91,7 +91,7 @@ def test_upload_arrives_whole_with_its_checksum(receiver: Receiver, tmp_path: Pa
     assert run_main(receiver, token, archive, tmp_path) == 0
     assert (folder / NAME).read_bytes() == archive.read_bytes()
     assert (folder / f"{NAME}.sha256").read_text() == (tmp_path / "dist" / f"{NAME}.sha256").read_text()
-    receipts = receiver.registry.revoke(token)
+    receipts = receiver.grants.revoke(token)
     assert receipts[NAME].sha256 == digest and receipts[NAME].size == archive.stat().st_size
     final = commit_incoming(receiver.root, "v1.0.0", "linux-x86_64", 7, NAME, receipts[NAME].sha256)
     assert final.read_bytes() == archive.read_bytes() and not folder.exists()
@@ -117,7 +117,7 @@ def test_damaged_upload_is_refused_and_nothing_is_kept(receiver: Receiver, tmp_p
     token, folder = receiver.grant()
     assert run_main(receiver, token, archive, tmp_path) == 1
     assert "SHA-256" in capsys.readouterr().err
-    assert list(folder.iterdir()) == [] and receiver.registry.revoke(token) == {}
+    assert list(folder.iterdir()) == [] and receiver.grants.revoke(token) == {}
 
 
 @pytest.mark.parametrize("case", ["wrong", "expired", "revoked", "missing"])
@@ -126,7 +126,7 @@ def test_bad_tokens_get_403_and_write_nothing(receiver: Receiver, tmp_path: Path
     if case == "expired":
         time.sleep(0.1)
     if case == "revoked":
-        receiver.registry.revoke(token)
+        receiver.grants.revoke(token)
     sent = {"wrong": token[:-2] + "xx", "missing": None}.get(case, token)
     body = b"x" * 1000
     headers = put_headers(hashlib.sha256(body).hexdigest(), 1000)
@@ -210,13 +210,13 @@ def test_dropped_connection_resumes_where_it_stopped(receiver: Receiver, tmp_pat
     proxy.listener.close()
     assert receipt.attempts == 2 and 0 < receipt.resumed_from < archive.stat().st_size
     assert (folder / NAME).read_bytes() == archive.read_bytes()
-    assert receiver.registry.revoke(token)[NAME].sha256 == digest
+    assert receiver.grants.revoke(token)[NAME].sha256 == digest
 
 
 def wait_offset(receiver: Receiver, token: str, offset: int) -> None:
     """Until the receiver holds `offset` bytes of NAME. Not through HEAD: a HEAD takes the file
     over from the connection still writing, which is what a resuming worker wants, not this."""
-    grant = receiver.registry.find(token)
+    grant = receiver.grants.find(token)
     assert grant is not None
     for _ in range(200):
         if grant.slots[NAME].offset == offset:

@@ -9,8 +9,8 @@ class SpecError(VelofarmError):
     """farm.toml (or the catalogue, or the worker registry) is invalid."""
 
 
-class PackError(VelofarmError):
-    """A platform build could not produce a verified archive."""
+class ArtifactError(VelofarmError):
+    """An upload could not become a stored artifact (name, arrival or checksum)."""
 
 
 class ReleaseError(VelofarmError):

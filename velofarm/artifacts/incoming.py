@@ -1,7 +1,7 @@
 """Files arriving in the artifact store: upload grants, partial files, hashing while writing.
 
 The store side of the upload receiver (velofarm/receiver.py is its HTTP side), with no network
-and no Buildbot in it. A Registry maps random tokens to Grants: the folder a build's files land
+and no Buildbot in it. A UploadGrants maps random tokens to Grants: the folder a build's files land
 in and the only names they may have, so nothing a worker sends chooses a path. Each granted file
 is a Slot: its partial bytes on disk, the running SHA-256 of them, and a generation number that
 lets a resumed connection take over from one that died half-open.
@@ -86,7 +86,7 @@ class Grant:
         return not self.revoked and time.monotonic() < self.expires
 
 
-class Registry:
+class UploadGrants:
     """Upload tokens and what each allows. Steps grant and revoke on the reactor thread; the
     receiver's threads look tokens up. Only a hash of each token is kept as the key."""
 

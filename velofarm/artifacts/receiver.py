@@ -32,7 +32,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import unquote
 
-from velofarm.artifacts.incoming import CHUNK, Grant, Put, Registry, RequestError, Slot, Superseded, finish, receive
+from velofarm.artifacts.incoming import CHUNK, Grant, Put, RequestError, Slot, Superseded, UploadGrants, finish, receive
 
 PATH_PREFIX = "/upload/"
 IDLE_TIMEOUT = 120.0  # a silent upload is dropped; the worker resumes on a new connection
@@ -131,7 +131,7 @@ class UploadHandler(BaseHTTPRequestHandler):
     def _authorize(self, has_body: bool) -> tuple[Grant, Slot] | None:
         auth = self.headers.get("Authorization") or ""
         token = auth[len("Bearer "):].strip() if auth.startswith("Bearer ") else ""
-        grant = self.server.registry.find(token) if token else None
+        grant = self.server.grants.find(token) if token else None
         if grant is None:  # checked before the name, so a stranger learns nothing about names
             self._refuse(403, "unknown, expired or revoked upload token", drain=has_body)
             return None
@@ -180,10 +180,10 @@ class ReceiverServer(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False
 
-    def __init__(self, interface: str, port: int, registry: Registry,
+    def __init__(self, interface: str, port: int, grants: UploadGrants,
                  log: Callable[[str], None] = _no_log) -> None:
         self.address_family = socket.AF_INET6 if ":" in interface else socket.AF_INET
-        self.registry, self.log = registry, log
+        self.grants, self.log = grants, log
         self._free = threading.BoundedSemaphore(MAX_CONNECTIONS)
         super().__init__((interface, port), UploadHandler)
 
@@ -211,10 +211,10 @@ class ReceiverServer(ThreadingHTTPServer):
             self._free.release()
 
 
-def start_receiver(interface: str, port: int, registry: Registry,
+def start_receiver(interface: str, port: int, grants: UploadGrants,
                    log: Callable[[str], None] = _no_log) -> ReceiverServer:
     """Bind and serve in a daemon thread; `server.server_port` is the port actually bound."""
-    server = ReceiverServer(interface, port, registry, log)
+    server = ReceiverServer(interface, port, grants, log)
     threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2},
                      name=f"velofarm-uploads:{server.server_port}", daemon=True).start()
     return server

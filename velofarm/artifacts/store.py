@@ -7,7 +7,7 @@ import re
 import shutil
 from pathlib import Path
 
-from velofarm.errors import PackError
+from velofarm.errors import ArtifactError
 from velofarm.release.checksums import read_checksum_file, sha256_file
 
 # Tags, platforms and archive names become folder and file names under the store: one path part
@@ -16,9 +16,9 @@ SAFE_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*\Z", re.ASCII)
 
 
 def check_part(value: str, what: str) -> str:
-    """`value` if it is a single safe path part; PackError naming it otherwise."""
+    """`value` if it is a single safe path part; ArtifactError naming it otherwise."""
     if not isinstance(value, str) or not SAFE_PART.match(value) or ".." in value or len(value) > 200:
-        raise PackError(f"{what} {value!r} cannot name a file in the artifact store: use letters, digits, "
+        raise ArtifactError(f"{what} {value!r} cannot name a file in the artifact store: use letters, digits, "
                         "'.', '_', '+' and '-' only (no '/', no '..')")
     return value
 
@@ -43,11 +43,11 @@ def commit_incoming(root: Path, tag: str, platform: str, build_number: int, arch
     try:
         for path in (archive_path, sums_path):
             if not path.is_file():
-                raise PackError(f"tag {tag}: platform {platform}: {path.name} did not arrive at the master")
+                raise ArtifactError(f"tag {tag}: platform {platform}: {path.name} did not arrive at the master")
         expected, name = read_checksum_file(sums_path)
         actual = received_sha256 or sha256_file(archive_path)
         if name != archive or actual != expected:
-            raise PackError(f"tag {tag}: platform {platform}: {archive} arrived with SHA-256 {actual}, "
+            raise ArtifactError(f"tag {tag}: platform {platform}: {archive} arrived with SHA-256 {actual}, "
                             f"but the worker computed {expected}; the transfer was damaged: rebuild")
         for path in (archive_path, sums_path):
             path.chmod(0o644)  # uploads arrive 0600 (mkstemp); artifacts are served to ops

@@ -12,7 +12,7 @@ from buildbot.plugins import steps, util
 from velofarm.buildmaster.steps import PublishRelease, ReleaseTrigger, ResolveTag
 from velofarm.buildmaster.uploads import UploadArtifact
 from velofarm.spec.farm import Spec
-from velofarm.spec.job import build_job
+from velofarm.spec.job import archive_name, build_job, stage_name
 from velofarm.spec.platforms import Platform
 from velofarm.worker_tools import pack, preflight, transfer
 
@@ -21,12 +21,12 @@ TOOLS = "../tools"
 JOB = f"{TOOLS}/job.json"
 
 
-def _stage_name(spec: Spec, platform: Platform) -> util.Interpolate:
-    return util.Interpolate(f"{spec.project.name}-%(prop:tag)s-{platform.target}")
+def _stage_name(spec: Spec, platform: Platform) -> util.Transform:
+    return util.Transform(stage_name, spec.project.name, util.Property("tag"), platform)
 
 
-def _archive(spec: Spec, platform: Platform) -> util.Interpolate:
-    return util.Interpolate(f"{spec.project.name}-%(prop:tag)s-{platform.target}.{platform.archive}")
+def _archive(spec: Spec, platform: Platform) -> util.Transform:
+    return util.Transform(archive_name, spec.project.name, util.Property("tag"), platform)
 
 
 def cargo_target_dir(platform: Platform) -> util.Interpolate:
@@ -65,7 +65,7 @@ def platform_factory(spec: Spec, platform: Platform, artifacts_root: Path) -> ut
     # revision): every platform builds the same commit even if someone moves the tag meanwhile.
     f.addStep(steps.Git(name="checkout tag", repourl=spec.repo_url, branch=util.Interpolate("refs/tags/%(prop:tag)s"),
                         mode="full", method="clean", haltOnFailure=True))
-    f.addStep(steps.RemoveDirectory(name="clean tools and dist", dir=TOOLS.removeprefix("../"), hideStepIf=True))
+    f.addStep(steps.RemoveDirectory(name="clean tools", dir=TOOLS.removeprefix("../"), hideStepIf=True))
     f.addStep(steps.RemoveDirectory(name="clean dist", dir="dist", hideStepIf=True))
     f.addStep(steps.StringDownload(json.dumps(build_job(spec, platform), indent=1), workerdest=JOB,
                                    name="send job", hideStepIf=True))
@@ -85,7 +85,7 @@ def platform_factory(spec: Spec, platform: Platform, artifacts_root: Path) -> ut
                                  env=build_env(platform), haltOnFailure=True, workdir="build"))
     f.addStep(_tool(platform, "smoke test", "preflight.py", "smoke", JOB, "--tag", TAG, "--bin-dir", bin_dir(platform)))
     f.addStep(_tool(platform, "size gate", "preflight.py", "size", JOB, "--tag", TAG, "--bin-dir", bin_dir(platform)))
-    f.addStep(_tool(platform, "stage", "pack.py", "stage", JOB, "--tag", TAG, "--src", ".",
+    f.addStep(_tool(platform, "stage", "pack.py", "stage", JOB, "--tag", TAG, "--name", _stage_name(spec, platform), "--src", ".",
                     "--bin-dir", bin_dir(platform), "--out", "../dist"))
     f.addStep(_tool(platform, "archive", "pack.py", "archive", util.Interpolate("../dist/%(kw:s)s", s=_stage_name(spec, platform)),
                     "--format", platform.archive, "--epoch", util.Interpolate("%(prop:source_date_epoch)s"),

@@ -18,7 +18,7 @@ from buildbot.util.service import BuildbotService
 from twisted.internet import defer, threads
 from twisted.python import log
 
-from velofarm.artifacts.incoming import Receipt, Registry
+from velofarm.artifacts.incoming import Receipt, UploadGrants
 from velofarm.artifacts.receiver import PATH_PREFIX, ReceiverServer, start_receiver, stop_receiver
 from velofarm.artifacts.store import commit_incoming, incoming_dir
 from velofarm.errors import VelofarmError
@@ -28,7 +28,7 @@ SERVICE_NAME = "velofarm-uploads"
 
 
 class UploadReceiver(BuildbotService):
-    """Runs the receiver in the master; `registry` holds the live tokens across reconfigs."""
+    """Runs the receiver in the master; `grants` holds the live tokens across reconfigs."""
 
     name = SERVICE_NAME
 
@@ -38,7 +38,7 @@ class UploadReceiver(BuildbotService):
             raise VelofarmError(f"upload receiver: port must be 0 (any free port) to 65535, got {port!r}")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        self.registry = Registry()
+        self.grants = UploadGrants()
         self.server: ReceiverServer | None = None
         self.public_url, self.public_host = "", ""
         super().__init__(*args, **kwargs)
@@ -52,7 +52,7 @@ class UploadReceiver(BuildbotService):
         if self.server is not None:
             stop_receiver(self.server)
         try:
-            self.server = start_receiver(interface, port, self.registry, log.msg)
+            self.server = start_receiver(interface, port, self.grants, log.msg)
         except OSError as exc:
             raise VelofarmError(f"upload receiver: cannot listen on {interface}:{port} ({exc.strerror}); "
                                 "free that port or set another [master] upload_port") from None
@@ -125,7 +125,7 @@ class UploadArtifact(buildstep.ShellMixin, buildstep.BuildStep):
         tag, root = str(self.getProperty("tag")), Path(self.artifacts_root)
         try:
             folder = incoming_dir(root, tag, self.platform, self.build.number)
-            token = receiver.registry.grant(folder, [self.archive])
+            token = receiver.grants.grant(folder, [self.archive])
         except VelofarmError as exc:
             yield self.addCompleteLog("error", f"{exc}\n")
             return FAILURE
@@ -136,7 +136,7 @@ class UploadArtifact(buildstep.ShellMixin, buildstep.BuildStep):
                                                     initialStdin=token + "\n")
             yield self.runCommand(cmd)
         finally:
-            receipt = receiver.registry.revoke(token).get(self.archive)
+            receipt = receiver.grants.revoke(token).get(self.archive)
         if cmd.didFail() or receipt is None:
             yield threads.deferToThread(shutil.rmtree, folder, True)
             self.descriptionDone = ["upload failed"]

@@ -8,9 +8,14 @@ from velofarm.spec.farm import Spec
 from velofarm.spec.platforms import Platform
 
 
+def stage_name(project: str, tag: str, platform: Platform) -> str:
+    """`<project>-<tag>-<target>`: the stage folder, and the archive's one top-level folder."""
+    return f"{project}-{tag}-{platform.target}"
+
+
 def archive_name(project: str, tag: str, platform: Platform) -> str:
     """`<project>-<tag>-<target>.<ext>`, the one name for a platform's archive."""
-    return f"{project}-{tag}-{platform.target}.{platform.archive}"
+    return f"{stage_name(project, tag, platform)}.{platform.archive}"
 
 
 def build_job(spec: Spec, platform: Platform) -> dict[str, Any]:

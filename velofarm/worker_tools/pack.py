@@ -5,7 +5,7 @@ Standard library only, Python 3.9+: the master downloads this file into the work
 folder (.velofarm/pack.py) and runs it with the worker's own Python, so a worker needs nothing
 but buildbot-worker and its toolchain. Also importable (`from velofarm.worker_tools import pack`).
 
-    pack.py stage JOB --tag TAG --src DIR --bin-dir DIR --out DIR
+    pack.py stage JOB --tag TAG --name NAME --src DIR --bin-dir DIR --out DIR
     pack.py archive STAGEDIR --format tar.gz|zip --epoch N --out FILE [--executable REL ...]
     pack.py checksum FILE
 """
@@ -70,30 +70,27 @@ def load_job(path: str | Path) -> dict[str, Any]:
     return job
 
 
-def stage_name(project: str, tag: str, target: str) -> str:
-    """`<project>-<tag>-<target>`: the stage folder and the archive's one top-level folder."""
-    return f"{project}-{tag}-{target}"
-
-
 # -------------------------------------------------------------------------------------- stage
 
 def stage(job: dict[str, Any], tag: str, src: str | Path, bin_dir: str | Path,
-          out: str | Path) -> Path:
-    """Create OUT/<project>-<tag>-<target>/ holding the binaries and every ship entry.
+          out: str | Path, name: str) -> Path:
+    """Create OUT/NAME/ holding the binaries and every ship entry.
+
+    NAME (`<project>-<tag>-<target>`) comes from the master (velofarm.spec.job.stage_name), the
+    one place an archive is named.
 
     Built in a temporary sibling and renamed at the end, so a failure leaves nothing behind.
     A previous stage folder of the same name is removed first (the step is re-runnable).
     """
     platform = job["platform"]
     ctx = f"tag {tag}, platform {platform['name']}"
-    for part in (job["project"], tag, platform["target"]):
+    for part in (job["project"], tag, platform["target"], name):
         if not SAFE_PART.match(str(part)):
             raise PackError(f"{ctx}: '{part}' cannot be part of a folder name; use letters, digits, "
                             "'.', '+', '-' and '_' only")
     src, bin_dir, out = Path(src).resolve(), Path(bin_dir).resolve(), Path(out).resolve()
     if not src.is_dir():
         raise PackError(f"{ctx}: source tree {src} is not a folder; check the checkout step")
-    name = stage_name(job["project"], tag, platform["target"])
     out.mkdir(parents=True, exist_ok=True)
     _remove_leftovers(out, name)
     tmp = out / f".{name}.tmp-{os.getpid()}"
@@ -359,7 +356,7 @@ def _tree_stats(path: Path) -> tuple[int, int]:
 
 def _cmd_stage(args: argparse.Namespace) -> int:
     job = load_job(args.job)
-    folder = stage(job, args.tag, args.src, args.bin_dir, args.out)
+    folder = stage(job, args.tag, args.src, args.bin_dir, args.out, args.name)
     print(f"staged {folder} (tag {args.tag}, platform {job['platform']['name']})")
     suffix = job["platform"].get("exe_suffix") or ""
     for item in [b["name"] + suffix for b in job["binaries"]] + list(job["ship"]):
@@ -385,8 +382,9 @@ def _cmd_checksum(args: argparse.Namespace) -> int:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pack.py", description=(__doc__ or "").split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("stage", help="copy binaries and ship entries into OUT/<project>-<tag>-<target>/")
+    p = sub.add_parser("stage", help="copy binaries and ship entries into OUT/NAME/")
     p.add_argument("job")
+    p.add_argument("--name", required=True, help="the stage folder's name, <project>-<tag>-<target>")
     p.add_argument("--tag", required=True)
     p.add_argument("--src", required=True)
     p.add_argument("--bin-dir", required=True)
