@@ -10,6 +10,7 @@ from typing import Any
 from buildbot.plugins import steps, util
 
 from velofarm.buildmaster.steps import PublishRelease, ReleaseTrigger, ResolveTag
+from velofarm.buildmaster.toolsteps import ToolCommand
 from velofarm.buildmaster.uploads import UploadArtifact
 from velofarm.spec.farm import Spec
 from velofarm.spec.job import archive_name, build_job, stage_name
@@ -53,8 +54,8 @@ def _parse_build_env(rc: int, stdout: str, stderr: str) -> dict[str, Any]:
     return {"build_env": json.loads(stdout)} if rc == 0 else {}
 
 
-def _tool(platform: Platform, name: str, script: str, *args: object, **kw: object) -> steps.ShellCommand:
-    return steps.ShellCommand(name=name, command=[platform.python, f"{TOOLS}/{script}", *args],
+def _tool(platform: Platform, name: str, script: str, *args: object, **kw: object) -> ToolCommand:
+    return ToolCommand(name=name, command=[platform.python, f"{TOOLS}/{script}", *args],
                               haltOnFailure=True, workdir="build", **kw)
 
 
@@ -82,7 +83,9 @@ def platform_factory(spec: Spec, platform: Platform, artifacts_root: Path) -> ut
                                            "--epoch", util.Interpolate("%(prop:source_date_epoch)s")],
         extract_fn=_parse_build_env, haltOnFailure=True, workdir="build"))
     f.addStep(steps.ShellCommand(name="cargo build", command=preflight.build_argv(platform.to_json()),
-                                 env=build_env(platform), haltOnFailure=True, workdir="build"))
+                                 env=build_env(platform), haltOnFailure=True, workdir="build",
+                                 description=["building", platform.target],
+                                 descriptionDone=[f"built {platform.target} ({platform.method}, release)"]))
     f.addStep(_tool(platform, "smoke test", "preflight.py", "smoke", JOB, "--tag", TAG, "--bin-dir", bin_dir(platform)))
     f.addStep(_tool(platform, "size gate", "preflight.py", "size", JOB, "--tag", TAG, "--bin-dir", bin_dir(platform)))
     f.addStep(_tool(platform, "stage", "pack.py", "stage", JOB, "--tag", TAG, "--name", _stage_name(spec, platform), "--src", ".",

@@ -9,6 +9,7 @@ the token.
 from __future__ import annotations
 
 import shutil
+import time
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -134,14 +135,16 @@ class UploadArtifact(buildstep.ShellMixin, buildstep.BuildStep):
             url = self.getProperty("velofarm_upload_url") or receiver.url_for(worker_host(self))
             cmd = yield self.makeRemoteShellCommand(command=self._command(str(url)),
                                                     initialStdin=token + "\n")
+            started = time.monotonic()
             yield self.runCommand(cmd)
+            seconds = time.monotonic() - started
         finally:
             receipt = receiver.grants.revoke(token).get(self.archive)
         if cmd.didFail() or receipt is None:
             yield threads.deferToThread(shutil.rmtree, folder, True)
             self.descriptionDone = ["upload failed"]
             return cmd.results() if cmd.didFail() else FAILURE
-        return (yield self._store(tag, receipt))
+        return (yield self._store(tag, receipt, seconds))
 
     def _command(self, url: str) -> list[str]:
         archive = f"{self.source_dir}/{self.archive}"
@@ -149,7 +152,7 @@ class UploadArtifact(buildstep.ShellMixin, buildstep.BuildStep):
                 archive, f"{archive}.sha256"]
 
     @defer.inlineCallbacks
-    def _store(self, tag: str, receipt: Receipt) -> Any:
+    def _store(self, tag: str, receipt: Receipt, seconds: float) -> Any:
         log_ = yield self.getLog("stdio")
         try:
             root = Path(self.artifacts_root)
@@ -161,4 +164,5 @@ class UploadArtifact(buildstep.ShellMixin, buildstep.BuildStep):
             return FAILURE
         yield log_.addStdout(f"stored {final}\n")
         self.setProperty("artifact", str(final), "UploadArtifact")
+        self.descriptionDone = [f"stored ({receipt.size / 2**20:.1f} MiB in {seconds:.1f} s)"]
         return SUCCESS

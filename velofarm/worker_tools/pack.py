@@ -347,6 +347,15 @@ def _size(n: int) -> str:
     return f"{n / 1024 / 1024:.1f} MB" if n >= 1024 * 1024 else f"{n / 1024:.1f} KB"
 
 
+def _mib(n: int) -> str:
+    return f"{n / 2**20:.1f} MiB" if n >= 2**20 // 10 else f"{n / 1024:.0f} KiB"
+
+
+def print_summary(text: str) -> None:
+    """The step's one-line summary in the UI: the build step shows the last `summary:` line."""
+    print(f"summary: {text}", flush=True)
+
+
 def _tree_stats(path: Path) -> tuple[int, int]:
     if path.is_file():
         return 1, path.stat().st_size
@@ -359,9 +368,13 @@ def _cmd_stage(args: argparse.Namespace) -> int:
     folder = stage(job, args.tag, args.src, args.bin_dir, args.out, args.name)
     print(f"staged {folder} (tag {args.tag}, platform {job['platform']['name']})")
     suffix = job["platform"].get("exe_suffix") or ""
+    files = total = 0
     for item in [b["name"] + suffix for b in job["binaries"]] + list(job["ship"]):
         count, size = _tree_stats(folder.joinpath(*PurePosixPath(item).parts))
+        files, total = files + count, total + size
         print(f"  {item:<40} {count:>5} file{'s' if count != 1 else ' '} {_size(size):>10}")
+    print_summary(f"staged {len(job['binaries'])} binaries and {len(job['ship'])} ship entries "
+                  f"({files} files, {_mib(total)})")
     return 0
 
 
@@ -371,11 +384,14 @@ def _cmd_archive(args: argparse.Namespace) -> int:
     when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(args.epoch))
     print(f"wrote {out}: {count} entries, {_size(out.stat().st_size)}, every mtime {when} "
           f"(epoch {args.epoch})")
+    print_summary(f"{out.name}: {count} entries, {_mib(out.stat().st_size)}")
     return 0
 
 
 def _cmd_checksum(args: argparse.Namespace) -> int:
-    print(write_checksum(args.file), end="")
+    line = write_checksum(args.file)
+    print(line, end="")
+    print_summary(f"archive {_mib(Path(args.file).stat().st_size)} sha256 {line[:8]}…")
     return 0
 
 

@@ -60,6 +60,7 @@ class Check:
     ok: bool
     detail: str
     fix: str = ""
+    program: str = ""  # what was looked for, as the step summary names it
 
     def line(self) -> str:
         if self.ok:
@@ -187,7 +188,7 @@ def check_toolchain(platform: dict[str, Any], needs_protoc: bool) -> list[Check]
 def _program(name: str, program: str, fix: str) -> Check:
     found = shutil.which(program)  # also checks a path with a folder in it directly
     where = "not found" if os.path.dirname(program) else "not on PATH"
-    return Check(name, bool(found), f"{program} ({found or where})", fix)
+    return Check(name, bool(found), f"{program} ({found or where})", fix, program)
 
 
 def _rust_fix(platform: dict[str, Any], program: str, field_name: str) -> str:
@@ -354,6 +355,55 @@ def _mb(size: int) -> str:
     return f"{size / 1024 / 1024:.1f}".removesuffix(".0")
 
 
+def print_summary(text: str) -> None:
+    """The step's one-line summary in the UI: the build step shows the last `summary:` line."""
+    print(f"summary: {text}", flush=True)
+
+
+def rust_version(platform: dict[str, Any]) -> str:
+    """'rustc 1.63.0' for the compiler cargo will run, or '' when it cannot say."""
+    rustc = (platform.get("env") or {}).get("RUSTC") or os.environ.get("RUSTC") or "rustc"
+    try:
+        out = subprocess.run([rustc, "--version"], check=False, stdin=subprocess.DEVNULL, capture_output=True,
+                             text=True, timeout=RUSTC_TIMEOUT).stdout.split()
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    return " ".join(out[:2]) if len(out) >= 2 else ""
+
+
+def toolchain_summary(platform: dict[str, Any], checks: list[Check]) -> str:
+    """'toolchain ok (rustc 1.63.0, x86_64-w64-mingw32-gcc, wine64)' or 'missing linker x (fix: ...)'."""
+    missing = [c for c in checks if not c.ok]
+    if missing:
+        first = missing[0]
+        more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
+        return f"missing {first.name} {first.program or first.detail}{more} (fix: {first.fix})"
+    tools = [os.path.basename(c.program) for c in checks if c.program and c.name not in ("cargo", "rustc")]
+    compiler = rust_version(platform) if platform.get("method") != "cross" else "cross"
+    return f"toolchain ok ({', '.join(part for part in [compiler, *tools] if part)})"
+
+
+def smoke_summary(version: str, results: list[SmokeResult]) -> str:
+    """'smoke: 5 binaries print 0.1.0' or the first failure."""
+    failed = [r for r in results if not r.ok]
+    if failed:
+        more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
+        return f"smoke failed: {failed[0].binary} {failed[0].note}{more}"
+    ran = sum(1 for r in results if r.argv)
+    skipped = len(results) - ran
+    return f"smoke: {ran} binar{'y prints' if ran == 1 else 'ies print'} {version}" + (
+        f", {skipped} not run (declared unsafe)" if skipped else "")
+
+
+def size_summary(sizes: list[tuple[str, int]], limit: int) -> str:
+    """'8 binaries, largest velo-sql 2.1 MiB of 30 MiB' or the binaries over the limit."""
+    over = [f"{name} {_mb(size)} MiB" for name, size in sizes if size > limit]
+    if over:
+        return f"{', '.join(over)} over the {_mb(limit)} MiB limit"
+    name, size = max(sizes, key=lambda item: item[1]) if sizes else ("none", 0)
+    return f"{len(sizes)} binar{'y' if len(sizes) == 1 else 'ies'}, largest {name} {_mb(size)} MiB of {_mb(limit)} MiB"
+
+
 # ---------------------------------------------------------------------------------------- CLI
 
 def _cmd_version(args: argparse.Namespace) -> int:
@@ -361,6 +411,7 @@ def _cmd_version(args: argparse.Namespace) -> int:
     version = check_version(job, args.tag, Path.cwd())
     print(f"ok: tag {args.tag} matches {job.get('manifest') or 'Cargo.toml'} version {version} "
           f"(platform {job['platform']['name']})")
+    print_summary(f"version {version} = tag {args.tag}")
     return 0
 
 
@@ -372,6 +423,7 @@ def _cmd_toolchain(args: argparse.Namespace) -> int:
     checks = check_toolchain(platform, bool(job.get("needs_protoc")))
     for check in checks:
         print(check.line())
+    print_summary(toolchain_summary(platform, checks))
     missing = [c.name for c in checks if not c.ok]
     if missing:
         tag = f"tag {args.tag}, " if args.tag else ""
@@ -400,6 +452,7 @@ def _cmd_smoke(args: argparse.Namespace) -> int:
         if r.argv:
             print(f"     $ {' '.join(r.argv)}")
             print("".join(f"     | {line}\n" for line in r.output.splitlines()), end="")
+    print_summary(smoke_summary(expected_version(args.tag, job["platform"]["name"]), results))
     failed = [f"{r.binary} ({r.note})" for r in results if not r.ok]
     if failed:
         raise PreflightError(f"{_ctx(job, args.tag)}: smoke test failed for {'; '.join(failed)}; see the "
@@ -415,6 +468,7 @@ def _cmd_size(args: argparse.Namespace) -> int:
     print(f"{'binary':<40} {'size':>10}  (limit {_mb(limit)} MB, platform {job['platform']['name']})")
     for name, size in sizes:
         print(f"{name:<40} {_mb(size):>7} MB{'  OVER' if size > limit else ''}")
+    print_summary(size_summary(sizes, limit))
     problem = size_problem(job, args.tag, sizes)
     if problem:
         raise PreflightError(problem)
