@@ -9,7 +9,7 @@ from typing import Any
 
 from buildbot.plugins import steps, util
 
-from velofarm.buildmaster.steps import PublishRelease, ReleaseTrigger, ResolveTag
+from velofarm.buildmaster.steps import PublishRelease, RecordReleaseFacts, ReleaseTrigger, ResolveTag
 from velofarm.buildmaster.toolsteps import ToolCommand
 from velofarm.buildmaster.uploads import UploadArtifact
 from velofarm.spec.farm import Spec
@@ -125,6 +125,7 @@ def release_factory(spec: Spec, artifacts_root: Path, staging_root: Path) -> uti
         command=velofarm_command("release-assemble", "--spec", spec_path, "--tag", TAG,
                                  "--commit", util.Property("tag_commit"), "--artifacts", str(artifacts_root),
                                  "--out", staging)))
+    f.addStep(RecordReleaseFacts(name="release facts", directory=staging, haltOnFailure=True))
     f.addStep(PublishRelease(name="publish", spec_path=spec_path, directory=staging,
                              token=util.Secret(spec.release.github_token_secret)
                              if spec.release.publisher == "github" else None,

@@ -46,8 +46,12 @@ class TagScheduler(schedulers.AnyBranchScheduler):
         props = Properties()
         props.setProperty("tag", decision.tag, "TagScheduler")
         props.setProperty("dry_run", False, "TagScheduler")
-        yield self.addBuildsetForChanges(reason=f"tag {decision.tag} pushed", changeids=[change.number],
-                                         properties=props)
+        # The sourcestamp carries the tag as every page shows it (v1.0.0), not the poller's or the
+        # hook's ref (refs/tags/v1.0.0), so the release and its platform builds share one label.
+        sourcestamp = {"codebase": change.codebase, "repository": change.repository, "branch": decision.tag,
+                       "revision": change.revision, "project": change.project}
+        yield self.addBuildsetForSourceStamps(sourcestamps=[sourcestamp], reason=f"tag {decision.tag} pushed",
+                                              properties=props, builderNames=self.builderNames)
         # Changes are handled one at a time (Buildbot's change consumption lock), so recording the
         # tag after the buildset exists cannot let a second arrival slip through.
         yield self.setState("released_tags", [*seen, decision.tag])
@@ -76,12 +80,25 @@ class TagParameter(util.StringParameter):
         properties[self.name] = decision.tag
 
 
+class ReleaseForm(schedulers.ForceScheduler):
+    """A release form whose build is labelled with the tag typed in (the form has no branch field)."""
+
+    @defer.inlineCallbacks
+    def gatherPropertiesAndChanges(self, collector: Any, **kwargs: Any) -> Any:
+        properties, changeids, sourcestamps = yield super().gatherPropertiesAndChanges(collector, **kwargs)
+        tag = properties.getProperty("tag")
+        for sourcestamp in sourcestamps.values():
+            if tag:
+                sourcestamp["branch"] = tag
+        return properties, changeids, sourcestamps
+
+
 def force_schedulers(spec: Spec) -> list[Any]:
     """Two forms: a dry run (builds and verifies, publishes nowhere) and a publishing release."""
     result = []
     for name, label, dry in (("release-dry-run", "Dry run (build and verify, publish nothing)", True),
                              ("release", "Release (build, verify and publish)", False)):
-        result.append(schedulers.ForceScheduler(
+        result.append(ReleaseForm(
             name=name, label=label, buttonName="Start" if dry else "Publish release",
             builderNames=[RELEASE_BUILDER],
             codebases=[util.CodebaseParameter("", hide=True, branch=util.FixedParameter("branch", ""),
