@@ -120,7 +120,7 @@ def release_factory(spec: Spec, artifacts_root: Path, staging_root: Path) -> uti
                        "revision": util.Property("tag_commit")}],
         set_properties={"tag": TAG, "tag_commit": util.Property("tag_commit")}))
     staging = util.Interpolate(f"{staging_root}/%(prop:tag)s-%(prop:buildnumber)s")
-    f.addStep(steps.ShellCommand(
+    f.addStep(ToolCommand(
         name="verify and assemble", haltOnFailure=True,
         command=velofarm_command("release-assemble", "--spec", spec_path, "--tag", TAG,
                                  "--commit", util.Property("tag_commit"), "--artifacts", str(artifacts_root),

@@ -50,6 +50,9 @@ class ToolCommand(ShellCommand):
 
     def __init__(self, **kwargs: Any) -> None:
         kwargs.setdefault("description", [kwargs.get("name", "running")])
+        # The tool's own lines, not the worker's whole environment, open the log: the cause of a
+        # failure is then on the first screen of the log viewer.
+        kwargs.setdefault("logEnviron", False)
         super().__init__(**kwargs)
         self.output = logobserver.BufferLogObserver(wantStdout=True, wantStderr=True)
         self.addLogObserver("stdio", self.output)

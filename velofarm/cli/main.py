@@ -62,6 +62,8 @@ def cmd_release_assemble(args: argparse.Namespace) -> int:
           f"prerelease={meta['prerelease']}")
     for asset in meta["assets"]:
         print(f"  {asset['sha256']}  {asset['size']:>10}  {asset['name']}")
+    kind = "pre-release" if meta["prerelease"] else "release"
+    print(f"summary: {len(meta['assets'])} archives verified; {kind} {meta['tag']} assembled")  # the step's summary
     return 0
 
 
