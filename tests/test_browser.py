@@ -208,9 +208,19 @@ def test_release_manager_publishes_from_the_form_and_checks_a_download(farm: Loc
     number = force_from_the_form(page, farm, "Publish release", "v0.1.0")
     expect(page.locator(".bb-build-summary").first).to_be_visible()
     shot(page, "release-running")
+
+    # While it runs, the Releases page shows each platform's current step and how long it has run.
+    frame = releases_frame(page, farm)
+    running = frame.locator('tr[data-tag="v0.1.0"]')
+    expect(running).to_have_attribute("data-running", "yes")
+    expect(running.locator(".current-step").filter(has_text=re.compile(r"now: .+ · \d+ s")).first).to_be_visible()
+    shot(page, "releases-running")
+
+    page.goto(f"{farm.url}#/builders/{release_builder(farm)}/builds/{number}")
     expect(page.locator(".bb-build-summary.results_SUCCESS")).to_be_visible(timeout=RELEASE_TIMEOUT_MS)
     assert farm.wait_release(number, 60)["results"] == 0
     assert labelled_release(farm, "v0.1.0")["properties"]["branch"][0] == "v0.1.0"  # one label for the tag
+    expect(page.get_by_role("button", name="Rebuild", exact=True)).to_be_visible()  # she may publish again
 
     # The platform build's steps say what happened, in the UI itself.
     linux = builder_id(farm, "build-linux-x86_64")
@@ -251,9 +261,14 @@ def test_ops_sees_the_dry_run_form_only_and_a_publishing_force_is_refused(farm: 
     shot(page, "ops-dry-run-form")
     page.get_by_role("button", name="Cancel").click()
 
-    # A finished build offers ops a Rebuild (ops may rebuild; compare the anonymous test).
+    # A finished build offers ops a Rebuild (ops may rebuild; compare the anonymous test), but not
+    # the publishing release's: rebuilding it would publish again.
     page.goto(f"{farm.url}#/builders/{builder_id(farm, 'build-linux-x86_64')}/builds/1")
     expect(page.get_by_role("button", name="Rebuild", exact=True)).to_be_visible()
+    page.goto(f"{farm.url}#/builders/{release_builder(farm)}/builds/{release['number']}")
+    expect(page.locator(".bb-build-summary.results_SUCCESS")).to_be_visible()
+    page.wait_for_timeout(1000)  # the page asks the API whether this build is a dry run
+    assert visible_controls(page) == [], f"ops is offered {visible_controls(page)} on a publishing release"
 
     # The publishing form's force, sent from this signed-in browser session, is refused.
     url, body, headers = force_request(farm, "release", "v0.1.0")

@@ -15,7 +15,8 @@ from typing import Any
 from buildbot.www import config as wwwconfig
 from twisted.internet import defer
 
-from velofarm.users import OPS
+from velofarm.buildmaster.schedulers import RELEASE_BUILDER
+from velofarm.users import OPS, RELEASE_MANAGER
 
 # Captions of the top bar's control buttons (buildbot_www 4.3), by the role that may use them.
 CONTROLS_BY_ROLE: dict[str, tuple[str, ...]] = {
@@ -24,15 +25,33 @@ CONTROLS_BY_ROLE: dict[str, tuple[str, ...]] = {
 # Worker actions (pause, graceful shutdown) are denied to everyone by the catch-all rule.
 NEVER_OFFERED = ("Actions...",)
 
+# A rebuild reuses the build's properties, so rebuilding a publishing release publishes: only a
+# release manager may (www.PublishingRebuildMatcher). For everyone else the script asks the API
+# whether a release build is a dry run before it leaves Rebuild on that build's page.
 HIDE_SCRIPT = """<script id="velofarm-controls">
 (function () {
-  var hidden = new Set(%s);
+  var hidden = new Set(%s), releaseBuilder = %s, publishing = {};
+  function publishingBuild() {
+    var m = releaseBuilder && location.hash.match(/^#\\/builders\\/(\\d+)\\/builds\\/(\\d+)$/);
+    if (!m || Number(m[1]) !== releaseBuilder) return false;
+    var key = m[1] + "/" + m[2];
+    if (!(key in publishing)) {
+      publishing[key] = true;  // hidden until the API says it is a dry run
+      fetch("api/v2/builders/" + m[1] + "/builds/" + m[2] + "?property=dry_run").then(function (r) { return r.json(); })
+        .then(function (d) { var p = d.builds[0].properties.dry_run; publishing[key] = !(p && p[0] === true); sweep(); })
+        .catch(function () {});
+    }
+    return publishing[key];
+  }
   function sweep() {
+    var noRebuild = publishingBuild();
     document.querySelectorAll("nav button, .navbar button, .bb-workers-view button").forEach(function (b) {
-      var shown = !hidden.has(b.textContent.trim());
+      var caption = b.textContent.trim();
+      var shown = !hidden.has(caption) && !(noRebuild && caption === "Rebuild");
       if (b.hidden === shown) { b.hidden = !shown; b.style.display = shown ? "" : "none"; }
     });
   }
+  window.addEventListener("hashchange", sweep);
   new MutationObserver(sweep).observe(document.documentElement, {childList: true, subtree: true, characterData: true});
   document.addEventListener("DOMContentLoaded", sweep);
 })();
@@ -54,7 +73,11 @@ class RoleAwareIndex(wwwconfig.IndexResource):
         page: bytes = yield super().renderIndex(request)
         user = self.master.www.getUserInfos(request)
         roles = set() if user.get("anonymous") else set(self.master.www.authz.getRolesFromUser(user))
-        script = HIDE_SCRIPT % json.dumps(hidden_controls(roles))
+        release_builder = 0  # 0: this user may rebuild any release build (or none at all)
+        if OPS in roles and RELEASE_MANAGER not in roles:
+            builders = yield self.master.data.get(("builders",))
+            release_builder = next((b["builderid"] for b in builders if b["name"] == RELEASE_BUILDER), 0)
+        script = HIDE_SCRIPT % (json.dumps(hidden_controls(roles)), json.dumps(release_builder))
         return page.replace(b"</html>", script.encode("ascii") + b"</html>", 1)
 
 
