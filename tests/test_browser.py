@@ -213,7 +213,8 @@ def test_release_manager_publishes_from_the_form_and_checks_a_download(farm: Loc
     frame = releases_frame(page, farm)
     running = frame.locator('tr[data-tag="v0.1.0"]')
     expect(running).to_have_attribute("data-running", "yes")
-    expect(running.locator(".current-step").filter(has_text=re.compile(r"now: .+ · \d+ s")).first).to_be_visible()
+    expect(running.locator("td.cell .current-step").filter(has_text=re.compile(r"now: .+ · \d+ s")).first).to_be_visible(
+        timeout=60_000)  # the page refreshes itself every 10 s while the release runs
     shot(page, "releases-running")
 
     page.goto(f"{farm.url}#/builders/{release_builder(farm)}/builds/{number}")
@@ -332,7 +333,10 @@ def test_a_failing_platform_is_red_and_links_the_log_naming_the_cause(farm: Loca
     farm.reconfig()
     farm.set_version("0.2.0")
     farm.push_tag("v0.2.0")  # through the remote's hook: a publishing release starts by itself
-    release = farm.wait(lambda: labelled_release(farm, "v0.2.0"), 60, "the release of v0.2.0 to start")
+    def started() -> dict[str, Any] | None:
+        build = labelled_release(farm, "v0.2.0")
+        return build if build and "branch" in build["properties"] else None  # set as the build starts
+    release = farm.wait(started, 60, "the release of v0.2.0 to start")
     assert release["properties"]["branch"][0] == "v0.2.0"  # the tag as every page shows it, not refs/tags/...
     sign_in(page, farm, "olga")
     expect(page.locator("#bb-loginbar-dropdown")).to_contain_text("olga")

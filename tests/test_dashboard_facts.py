@@ -70,11 +70,13 @@ def test_a_failed_platform_links_its_failing_steps_log(farm_spec: Any, tmp_path:
 def test_a_running_platform_shows_its_step_and_elapsed_time(farm_spec: Any, tmp_path: Path,
                                                             monkeypatch: Any) -> None:
     monkeypatch.setattr("velofarm.buildmaster.dashboard.time.time", lambda: 1000.0 + 75)
-    builds = [build(RELEASE, 1, "v1.0.0", results=None, started=1000.0),
+    builds = [replace(build(RELEASE, 1, "v1.0.0", results=None, started=1000.0),
+                      step=StepNote(2, "build platforms", "triggering", None, False, started_at=1000.5)),
               replace(build(LINUX, 1, "v1.0.0", results=None, started=1001.0),
                       step=StepNote(9, "cargo build", "building", None, False, started_at=1010.0))]
     html = page(farm_spec, tmp_path, Fetch(builds))
     assert "now: cargo build · 1 min 14 s" in html
+    assert "now: build platforms · 1 min 15 s" in html  # the release's own step, in its column
 
 
 def test_trust_facts_and_changelog_or_placeholders(farm_spec: Any, tmp_path: Path) -> None:

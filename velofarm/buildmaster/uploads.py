@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any, ClassVar
 
-from buildbot.process import buildstep
+from buildbot.process import buildstep, logobserver
 from buildbot.process.results import FAILURE, SUCCESS
 from buildbot.util.service import BuildbotService
 from twisted.internet import defer, threads
@@ -22,6 +22,7 @@ from twisted.python import log
 from velofarm.artifacts.incoming import Receipt, UploadGrants
 from velofarm.artifacts.receiver import PATH_PREFIX, ReceiverServer, start_receiver, stop_receiver
 from velofarm.artifacts.store import commit_incoming, incoming_dir
+from velofarm.buildmaster.toolsteps import summary_from_output
 from velofarm.errors import VelofarmError
 from velofarm.spec.farm import Spec
 
@@ -115,6 +116,8 @@ class UploadArtifact(buildstep.ShellMixin, buildstep.BuildStep):
         self.source_dir, self.python, self.tools = source_dir, python, tools
         kwargs = self.setupShellMixin(kwargs, prohibitArgs=["command", "initialStdin"])
         super().__init__(**kwargs)
+        self.output = logobserver.BufferLogObserver(wantStdout=False, wantStderr=True)
+        self.addLogObserver("stdio", self.output)  # a failed upload's summary names transfer.py's cause
 
     @defer.inlineCallbacks
     def run(self) -> Any:
@@ -142,7 +145,8 @@ class UploadArtifact(buildstep.ShellMixin, buildstep.BuildStep):
             receipt = receiver.grants.revoke(token).get(self.archive)
         if cmd.didFail() or receipt is None:
             yield threads.deferToThread(shutil.rmtree, folder, True)
-            self.descriptionDone = ["upload failed"]
+            cause = summary_from_output("", self.output.getStderr())
+            self.descriptionDone = [f"upload failed: {cause}" if cause else "upload failed"]
             return cmd.results() if cmd.didFail() else FAILURE
         return (yield self._store(tag, receipt, seconds))
 
