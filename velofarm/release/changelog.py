@@ -97,7 +97,8 @@ def git_entries(history: GitHistory, since: str | None, until: str) -> tuple[lis
         if m:
             for sha in history.brought_in_by(merge):
                 lent.setdefault(sha, int(m.group(1)))
-    entries = [parse_commit(c, lent.get(c.sha)) for c in commits if len(c.parents) <= 1]
+    entries = [parse_commit(c, None if _PR.search(c.subject) else lent.get(c.sha))
+               for c in commits if len(c.parents) <= 1]
     names = {c.author.strip() for c in commits if c.author.strip()}
     for c in commits:
         names.update(n.strip() for n in _CO_AUTHOR.findall(c.message))
@@ -152,7 +153,7 @@ def render_entry(entry: Entry, links: dict[str, str]) -> str:
     """`- **scope:** text (#12) (abc1234)`, with the PR and the commit linked on a forge."""
     pull, commit = links.get("pull", ""), links.get("commit", "")
     text = _linked(entry.text, pull)
-    if entry.merged_pr is not None and f"#{entry.merged_pr}" not in entry.text:
+    if entry.merged_pr is not None:
         text += f" ({_linked(f'#{entry.merged_pr}', pull)})"
     short = f"[`{entry.short}`]({commit}{entry.sha})" if commit else f"`{entry.short}`"
     scope = f"**{_linked(entry.scope, '')}:** " if entry.scope else ""
