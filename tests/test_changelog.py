@@ -110,6 +110,7 @@ def test_groups_in_order_breaking_first(tmp_path: Path, history: tuple[Repo, dic
     assert f"- rename the settings (`{short['rename']}`)\n  BREAKING CHANGE: `limits` is now `quota`" in text
     assert f"- **parser:** parse twice as fast (`{short['perf']}`)" in text
     assert f"- Tidy up the build script (`{short['plain']}`)" in text  # not conventional: whole subject
+    assert f"- docs: explain the config file (`{short['docs']}`)" in text  # other types keep their type
     assert text.count(short["json"]) == 1
     # Everyone who wrote a commit, and co-authors, by name; sorted, each once.
     assert "**Contributors:** Ada Lovelace, Bob Builder, Carol Chen, Dan Dee, Erin Example" in text

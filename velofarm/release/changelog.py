@@ -85,6 +85,8 @@ def parse_commit(raw: RawCommit, merged_pr: int | None = None) -> Entry:
     if not m:
         return Entry(raw.sha, raw.short, "breaking" if note else "other", "", raw.subject, note, merged_pr)
     kind = "breaking" if (m["bang"] or note) else KINDS.get(m["type"].lower(), "other")
+    if kind == "other":  # docs:, chore:, refactor(x): ... the type is what says what it was
+        return Entry(raw.sha, raw.short, kind, "", raw.subject, note, merged_pr)
     return Entry(raw.sha, raw.short, kind, (m["scope"] or "").strip(), m["text"].strip(), note, merged_pr)
 
 
