@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import socket
 import subprocess
 from pathlib import Path
 
@@ -295,3 +296,15 @@ def test_mirror_fetches_tags_and_forgets_deleted_ones(tmp_path: Path) -> None:
     again = mirror(str(remote), cache)
     assert again.git_dir == copy.git_dir and again.tags() == ["v0.1.0"]
     assert [p.name for p in cache.iterdir() if p.suffix == ".git"] == [copy.git_dir.name]  # one per URL
+
+
+def test_a_token_in_the_git_url_never_reaches_an_error(tmp_path: Path) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again: nothing answers there
+    url = f"http://ci-bot:tok3n-s3cret@127.0.0.1:{port}/acme/demo.git"
+    with pytest.raises(ReleaseError) as caught:
+        mirror(url, tmp_path / "cache")
+    assert "tok3n-s3cret" not in str(caught.value) and "***@127.0.0.1" in str(caught.value)
+    assert not any("tok3n-s3cret" in p.read_text(errors="replace") for p in (tmp_path / "cache").rglob("*")
+                   if p.is_file())

@@ -13,6 +13,7 @@ that name none themselves. So a merged branch shows as its commits, each linked 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -62,7 +63,7 @@ class Changes:
     links: dict[str, str] = field(default_factory=dict)  # "pull" and "commit" URL prefixes ('' for none)
 
 
-def previous_release(tag: str, tags: list[str], matches_pattern: object) -> str | None:
+def previous_release(tag: str, tags: list[str], matches_pattern: Callable[[str], bool]) -> str | None:
     """The release before `tag` by semantic version; `matches_pattern(tag) -> bool` is the release rule."""
     ours = parse_tag(tag)
     if ours is None:
@@ -70,7 +71,7 @@ def previous_release(tag: str, tags: list[str], matches_pattern: object) -> str 
     below = []
     for other in tags:
         version = parse_tag(other)
-        if other == tag or version is None or not matches_pattern(other):  # type: ignore[operator]
+        if other == tag or version is None or not matches_pattern(other):
             continue
         if (ours.prerelease or not version.prerelease) and version.sort_key() < ours.sort_key():
             below.append((version.sort_key(), other))
@@ -107,7 +108,7 @@ def git_entries(history: GitHistory, since: str | None, until: str) -> tuple[lis
     return entries, sorted(names, key=str.casefold)
 
 
-def collect_changes(history: GitHistory, tag: str, commit: str, notes: str, matches_pattern: object,
+def collect_changes(history: GitHistory, tag: str, commit: str, notes: str, matches_pattern: Callable[[str], bool],
                     links: dict[str, str], tag_exists: bool = True) -> Changes:
     """The changes of `tag` (at `commit`) as farm.toml's [release] notes asks: git, changelog or both."""
     version = parse_tag(tag)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
+import re
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,7 +41,7 @@ class GitHistory:
 
     def __init__(self, git_dir: Path, shown: str = "", head: str = "HEAD") -> None:
         self.git_dir = Path(git_dir)
-        self.shown = shown or str(git_dir)
+        self.shown = redact(shown or str(git_dir))
         self.head = head  # what "the current commit" is: HEAD of a checkout, the remote's in a mirror
 
     def git(self, *args: str, check: bool = True) -> str:
@@ -48,7 +49,7 @@ class GitHistory:
         out = subprocess.run(["git", "-C", str(self.git_dir), *args], capture_output=True, env=env,
                              timeout=GIT_TIMEOUT)
         if check and out.returncode != 0:
-            err = out.stderr.decode("utf-8", "replace").strip()[:300]
+            err = redact(out.stderr.decode("utf-8", "replace").strip())[:300]
             raise ReleaseError(f"{self.shown}: git {' '.join(args[:2])} failed: {err}")
         return out.stdout.decode("utf-8", "replace") if out.returncode == 0 else ""
 
@@ -93,6 +94,11 @@ class GitHistory:
         if not self.git("ls-tree", "--name-only", commit, "--", path).strip():
             return None
         return self.git("show", f"{commit}:{path}")
+
+
+def redact(text: str) -> str:
+    """Text with the user:password@ of any URL in it replaced: a token in git_url never reaches a log."""
+    return re.sub(r"(?<=://)[^/@\s]+@", "***@", text)
 
 
 def mirror(url: str, cache: Path, head: bool = False) -> GitHistory:

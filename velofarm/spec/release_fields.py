@@ -25,7 +25,7 @@ def http_url(table: dict[str, Any], key: str, where: str, example: str) -> str:
     if parsed.query or parsed.fragment:
         raise SpecError(f"{where}.{key}: {value!r} has a query or fragment; the tag and asset name are "
                         "appended to it as path parts, so give the plain folder URL")
-    return value.rstrip("/")
+    return str(value).rstrip("/")
 
 
 def notes_source(table: dict[str, Any], where: str) -> str:
