@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import socket
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -308,3 +309,25 @@ def test_a_token_in_the_git_url_never_reaches_an_error(tmp_path: Path) -> None:
     assert "tok3n-s3cret" not in str(caught.value) and "***@127.0.0.1" in str(caught.value)
     assert not any("tok3n-s3cret" in p.read_text(errors="replace") for p in (tmp_path / "cache").rglob("*")
                    if p.is_file())
+
+
+def test_the_coordinator_step(tmp_path: Path, with_changelog: tuple[Repo, str]) -> None:
+    """`python -m velofarm.release.changelog`, as the release builder runs it: the changelog, or one error line."""
+    repo, sha = with_changelog
+    farm = tmp_path / "farm.toml"
+
+    def step(notes: str, tag: str, commit: str) -> subprocess.CompletedProcess[str]:
+        farm.write_text(f'[project]\nname = "demo"\ngit_url = "{repo.path}"\nbinaries = {{ demo = [] }}\n'
+                        f'[release]\nnotes = "{notes}"\n[platforms.linux-x86_64]\n'
+                        '[workers.w]\nplatforms = ["linux-x86_64"]\n')
+        return subprocess.run([sys.executable, "-m", "velofarm.release.changelog", "--spec", str(farm), "--tag", tag,
+                               "--commit", commit, "--git-cache", str(tmp_path / "cache")],
+                              capture_output=True, text=True)
+
+    done = step("both", "v0.2.0", sha)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("## What's changed since v0.1.0\n\n### Added\n")
+    first = repo.git("rev-parse", "v0.1.0")
+    refused = step("changelog", "v0.1.0", first)
+    assert refused.returncode == 1 and refused.stdout == ""
+    assert refused.stderr.startswith("error: CHANGELOG.md (at ") and refused.stderr.count("\n") == 1

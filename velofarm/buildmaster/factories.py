@@ -115,8 +115,8 @@ def release_factory(spec: Spec, artifacts_root: Path, staging_root: Path) -> uti
     git_cache = str(staging_root.parent / "git-cache")
     f.addStep(steps.ShellCommand(
         name="changelog", haltOnFailure=True,
-        command=velofarm_command("release-changelog", "--spec", spec_path, "--tag", TAG,
-                                 "--commit", util.Property("tag_commit"), "--git-cache", git_cache)))
+        command=[sys.executable, "-m", "velofarm.release.changelog", "--spec", spec_path, "--tag", TAG,
+                 "--commit", util.Property("tag_commit"), "--git-cache", git_cache]))
     f.addStep(ReleaseTrigger(
         name="build platforms", schedulerNames=[f"platform-{name}" for name in spec.platforms],
         waitForFinish=True, haltOnFailure=True,

@@ -53,13 +53,6 @@ def cmd_resolve_tag(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_release_changelog(args: argparse.Namespace) -> int:
-    from velofarm.release.changelog import changes_heading, release_changes, render_changes
-    changes = release_changes(_spec(args), args.tag, args.commit, Path(args.git_cache))
-    print(f"## {changes_heading(changes)}\n\n{render_changes(changes)}", end="")
-    return 0
-
-
 def cmd_release_assemble(args: argparse.Namespace) -> int:
     from velofarm.release.assemble import assemble_release
     from velofarm.release.changelog import release_changes
@@ -138,9 +131,6 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument(opt, required=True)
     p.add_argument("--git-cache", help="folder for a mirror of the project's tags (the changelog); "
                    "without it the notes list no changes")
-    p = add("release-changelog", cmd_release_changelog, "print the changelog the notes of a tag will carry")
-    for opt in ("--tag", "--commit", "--git-cache"):
-        p.add_argument(opt, required=True)
     p = add("publish", cmd_publish, "(re)publish a verified release folder by hand", spec=False)
     p.add_argument("release_dir")
     p.add_argument("--to", choices=("github", "directory"), required=True)

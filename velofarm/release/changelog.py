@@ -8,20 +8,28 @@ release of any kind; the first release lists every commit.
 Merges: a merge commit is not listed; the commits it brought in are, each once, and a merge that
 names a pull request (`Merge pull request #12 ...`) lends that number to those of its commits
 that name none themselves. So a merged branch shows as its commits, each linked to its PR.
+
+The release coordinator's "changelog" step runs it on the master before any build (internal
+plumbing, not an ops command), so a CHANGELOG.md without the version's section stops the release
+there and the step's log shows what the notes will say:
+
+    python -m velofarm.release.changelog --spec farm.toml --tag TAG --commit SHA --git-cache DIR
 """
 
 from __future__ import annotations
 
+import argparse
 import re
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from velofarm.errors import ReleaseError
+from velofarm.errors import ReleaseError, VelofarmError
 from velofarm.publish.links import changelog_links
 from velofarm.release.history import GitHistory, RawCommit, mirror
 from velofarm.release.keepachangelog import CHANGELOG_FILE, version_section
-from velofarm.spec.farm import Spec
+from velofarm.spec.farm import Spec, load_spec
 from velofarm.tags.semver import parse_tag
 
 GROUPS = (("breaking", "Breaking changes"), ("feat", "Features"), ("fix", "Fixes"),
@@ -195,3 +203,23 @@ def render_changes(changes: Changes) -> str:
     elif changes.use_git:
         lines += _git_lines(changes, "###")
     return "\n".join(lines).strip("\n") + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The coordinator's step: print the changelog of TAG; errors are one `error: ` line."""
+    parser = argparse.ArgumentParser(prog="python -m velofarm.release.changelog",
+                                     description="print the changelog the notes of a tag will carry")
+    for opt in ("--spec", "--tag", "--commit", "--git-cache"):
+        parser.add_argument(opt, required=True)
+    args = parser.parse_args(argv)
+    try:
+        changes = release_changes(load_spec(Path(args.spec)), args.tag, args.commit, Path(args.git_cache))
+    except VelofarmError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"## {changes_heading(changes)}\n\n{render_changes(changes)}", end="")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

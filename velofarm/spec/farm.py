@@ -12,7 +12,7 @@ from velofarm.errors import SpecError
 from velofarm.names import unsafe_name_reason
 from velofarm.spec.platforms import OSES, Platform, build_platform, catalogue_data, suggest
 from velofarm.spec.registry import read_registry
-from velofarm.spec.release_fields import http_url, notes_source
+from velofarm.spec.release_fields import notes_fields
 
 DEFAULT_TAG_PATTERN = (r"^v(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)"
                        r"(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$")
@@ -56,7 +56,7 @@ class ReleaseSettings:
     github_api_url: str = "https://api.github.com"
     github_token_secret: str = "github-token"
     base_url: str = ""  # directory publisher: where releases/ is served; "" links next to the notes
-    notes: str = "both"  # git, changelog or both: see release_fields.notes_source
+    notes: str = "both"  # git, changelog or both: see release_fields.notes_fields
 
 
 @dataclass(frozen=True)
@@ -358,8 +358,7 @@ def _release(table: Any, where: str) -> ReleaseSettings:
                            directory=str(table.get("directory", "releases")), github_repo=str(repo),
                            github_api_url=str(table.get("github_api_url", "https://api.github.com")).rstrip("/"),
                            github_token_secret=str(table.get("github_token_secret", "github-token")),
-                           base_url=http_url(table, "base_url", where, "https://example.com/releases"),
-                           notes=notes_source(table, where))
+                           **notes_fields(table, where))
 
 
 def _master(table: Any, where: str) -> MasterSettings:

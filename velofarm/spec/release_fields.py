@@ -1,6 +1,5 @@
-"""Checks for the [release] fields that say where a release is read from and linked to.
-
-Kept beside farm.py (which calls them) so each rule and its message live in one place.
+"""Checks for the [release] fields the notes depend on: where assets are linked to, where the
+changelog comes from. farm.py's `_release` takes `notes_fields()`; each rule and its message live here.
 """
 
 from __future__ import annotations
@@ -36,3 +35,9 @@ def notes_source(table: dict[str, Any], where: str) -> str:
                         "(git: from the commits; changelog: CHANGELOG.md's section for the version; "
                         "both: that section when there is one, and the commits)")
     return str(value)
+
+
+def notes_fields(table: dict[str, Any], where: str) -> dict[str, str]:
+    """[release] base_url and notes, validated, as ReleaseSettings keyword arguments."""
+    return {"base_url": http_url(table, "base_url", where, "https://downloads.example.com/releases"),
+            "notes": notes_source(table, where)}
