@@ -331,3 +331,18 @@ def test_the_coordinator_step(tmp_path: Path, with_changelog: tuple[Repo, str]) 
     refused = step("changelog", "v0.1.0", first)
     assert refused.returncode == 1 and refused.stdout == ""
     assert refused.stderr.startswith("error: CHANGELOG.md (at ") and refused.stderr.count("\n") == 1
+
+
+def test_a_long_history_is_cut_with_the_command_that_lists_the_rest(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    from velofarm.release import changelog
+    monkeypatch.setattr(changelog, "MAX_ENTRIES", 2)  # GitHub's body limit, scaled down
+    repo = Repo(tmp_path / "src")
+    repo.commit("feat: first")
+    repo.tag("v0.1.0")
+    for n in range(4):
+        sha = repo.commit(f"fix: number {n}")
+    repo.tag("v0.2.0")
+    changes = changes_of(make_spec(tmp_path), GitHistory(repo.path), "v0.2.0", sha)
+    assert [e.text for e in changes.entries] == ["number 3", "number 2"] and changes.omitted == 2
+    assert "... and 2 more commits (`git log --oneline v0.1.0..v0.2.0`)." in render_changes(changes)
