@@ -160,3 +160,15 @@ def test_a_tag_the_plan_cannot_find(capsys: pytest.CaptureFixture[str], spec_pat
     assert code == 1 and "tag v0.2.0 is not in" in err and "no commit to plan from" in err
     code, _, err = plan(capsys, "v0.2.0", "--spec", str(spec_path), "--repo", str(tmp_path), "--no-master")
     assert code == 1 and "not a git repository" in err
+
+
+def test_a_github_release_says_where_and_links_pull_requests(capsys: pytest.CaptureFixture[str], spec_path: Path,
+                                                             repo: Repo) -> None:
+    text = FARM.format(notes="git").replace('[release]\n', '[release]\npublisher = "github"\n'
+                                            'github_repo = "acme/demo"\n'
+                                            'github_api_url = "https://ghe.example/api/v3"\n')
+    spec_path.write_text(text, encoding="utf-8")
+    code, out, err = plan(capsys, "v0.2.0", "--spec", str(spec_path), "--repo", str(repo.path), "--no-master")
+    assert code == 0, err
+    assert "  publish    github: https://ghe.example/acme/demo/releases/tag/v0.2.0" in out
+    assert "add --json output ([#12](https://ghe.example/acme/demo/pull/12))" in out

@@ -91,9 +91,10 @@ def _write_release(spec: Spec, tag: str, commit: str, version: TagVersion,
     (tmp / SUMS_FILE).write_text("".join(sorted(sums, key=lambda line: line.split("  ")[1])), encoding="utf-8")
     binaries = [b.name for b in spec.project.binaries]
     runnable = [b.name for b in spec.project.binaries if b.smoke] or binaries
+    intro = _intro(changes)
     notes = render_notes(spec.project.title, spec.project.name, tag, commit, version.prerelease, notes_platforms,
                          binaries, list(spec.project.ship), runnable[0],
-                         sums_url=asset_url(spec.release, tag, SUMS_FILE), intro=_intro(changes))
+                         sums_url=asset_url(spec.release, tag, SUMS_FILE), intro=intro)
     (tmp / NOTES_FILE).write_text(notes, encoding="utf-8")
     # Archives were hashed once (collect_platform); only the small files written here are hashed now.
     known = {archive.name: digest for archive, digest in found.values()}
@@ -112,6 +113,5 @@ def _write_release(spec: Spec, tag: str, commit: str, version: TagVersion,
         "release_url": release_page_url(spec.release, tag),
     }
     if changes is not None:  # the Releases page shows it (collapsed) from here
-        meta["changelog"] = _intro(changes).changelog
-        meta["previous_tag"] = changes.previous
+        meta["changelog"], meta["previous_tag"] = intro.changelog, changes.previous
     (tmp / RELEASE_JSON).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
