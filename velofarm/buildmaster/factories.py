@@ -14,7 +14,7 @@ from velofarm.buildmaster.uploads import UploadArtifact
 from velofarm.spec.farm import Spec
 from velofarm.spec.job import archive_name, build_job, stage_name
 from velofarm.spec.platforms import Platform
-from velofarm.worker_tools import pack, preflight, transfer
+from velofarm.worker_tools import gates, pack, preflight, stage, transfer
 
 TAG = util.Interpolate("%(prop:tag)s")
 TOOLS = "../tools"
@@ -69,7 +69,7 @@ def platform_factory(spec: Spec, platform: Platform, artifacts_root: Path) -> ut
     f.addStep(steps.RemoveDirectory(name="clean dist", dir="dist", hideStepIf=True))
     f.addStep(steps.StringDownload(json.dumps(build_job(spec, platform), indent=1), workerdest=JOB,
                                    name="send job", hideStepIf=True))
-    for module in (pack, preflight, transfer):
+    for module in (preflight, gates, stage, pack, transfer):
         f.addStep(steps.FileDownload(mastersrc=str(Path(module.__file__ or "")),
                                      workerdest=f"{TOOLS}/{Path(module.__file__ or '').name}",
                                      name=f"send {Path(module.__file__ or '').stem}", hideStepIf=True))
@@ -83,9 +83,9 @@ def platform_factory(spec: Spec, platform: Platform, artifacts_root: Path) -> ut
         extract_fn=_parse_build_env, haltOnFailure=True, workdir="build"))
     f.addStep(steps.ShellCommand(name="cargo build", command=preflight.build_argv(platform.to_json()),
                                  env=build_env(platform), haltOnFailure=True, workdir="build"))
-    f.addStep(_tool(platform, "smoke test", "preflight.py", "smoke", JOB, "--tag", TAG, "--bin-dir", bin_dir(platform)))
-    f.addStep(_tool(platform, "size gate", "preflight.py", "size", JOB, "--tag", TAG, "--bin-dir", bin_dir(platform)))
-    f.addStep(_tool(platform, "stage", "pack.py", "stage", JOB, "--tag", TAG, "--name", _stage_name(spec, platform), "--src", ".",
+    f.addStep(_tool(platform, "smoke test", "gates.py", "smoke", JOB, "--tag", TAG, "--bin-dir", bin_dir(platform)))
+    f.addStep(_tool(platform, "size gate", "gates.py", "size", JOB, "--tag", TAG, "--bin-dir", bin_dir(platform)))
+    f.addStep(_tool(platform, "stage", "stage.py", JOB, "--tag", TAG, "--name", _stage_name(spec, platform), "--src", ".",
                     "--bin-dir", bin_dir(platform), "--out", "../dist"))
     f.addStep(_tool(platform, "archive", "pack.py", "archive", util.Interpolate("../dist/%(kw:s)s", s=_stage_name(spec, platform)),
                     "--format", platform.archive, "--epoch", util.Interpolate("%(prop:source_date_epoch)s"),
