@@ -99,9 +99,9 @@ def platform_factory(spec: Spec, platform: Platform, artifacts_root: Path) -> ut
     return f
 
 
-def velofarm_command(*args: object) -> list[object]:
-    """Run the velofarm face with the master's own interpreter (the coordinator runs on the master)."""
-    return [sys.executable, "-m", "velofarm.cli.main", *args]
+def assemble_command(*args: object) -> list[object]:
+    """The assembler's entry point, with the master's own interpreter (the coordinator runs on the master)."""
+    return [sys.executable, "-m", "velofarm.release.assemble", *args]
 
 
 def release_factory(spec: Spec, artifacts_root: Path, staging_root: Path) -> util.BuildFactory:
@@ -119,9 +119,8 @@ def release_factory(spec: Spec, artifacts_root: Path, staging_root: Path) -> uti
     staging = util.Interpolate(f"{staging_root}/%(prop:tag)s-%(prop:buildnumber)s")
     f.addStep(steps.ShellCommand(
         name="verify and assemble", haltOnFailure=True,
-        command=velofarm_command("release-assemble", "--spec", spec_path, "--tag", TAG,
-                                 "--commit", util.Property("tag_commit"), "--artifacts", str(artifacts_root),
-                                 "--out", staging)))
+        command=assemble_command("--spec", spec_path, "--tag", TAG, "--commit", util.Property("tag_commit"),
+                                 "--artifacts", str(artifacts_root), "--out", staging)))
     f.addStep(PublishRelease(name="publish", spec_path=spec_path, directory=staging,
                              token=util.Secret(spec.release.github_token_secret)
                              if spec.release.publisher == "github" else None,
