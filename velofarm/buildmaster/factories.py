@@ -9,6 +9,7 @@ from typing import Any
 
 from buildbot.plugins import steps, util
 
+from velofarm.buildmaster.farmplan import platform_scheduler
 from velofarm.buildmaster.steps import PublishRelease, ReleaseTrigger, ResolveTag
 from velofarm.buildmaster.uploads import UploadArtifact
 from velofarm.spec.farm import Spec
@@ -111,7 +112,7 @@ def release_factory(spec: Spec, artifacts_root: Path, staging_root: Path) -> uti
     f.addStep(ResolveTag(name="resolve tag", repo_url=spec.repo_url, tag_pattern=spec.release.tag_pattern,
                          haltOnFailure=True))
     f.addStep(ReleaseTrigger(
-        name="build platforms", schedulerNames=[f"platform-{name}" for name in spec.platforms],
+        name="build platforms", schedulerNames=[platform_scheduler(name) for name in spec.platforms],
         waitForFinish=True, haltOnFailure=True,
         sourceStamps=[{"codebase": "", "repository": spec.repo_url, "branch": TAG, "project": "",
                        "revision": util.Property("tag_commit")}],

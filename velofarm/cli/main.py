@@ -20,6 +20,10 @@ def cmd_check(args: argparse.Namespace) -> int:
 
     from velofarm.cli.masterdir import buildbot_command, create_master
     spec = _spec(args)
+    if args.list:  # the farm as it will run; no master needed
+        from velofarm.cli.farmlist import farm_listing
+        sys.stdout.write(farm_listing(spec))
+        return 0
     print(f"{spec.path.name}: ok: {len(spec.platforms)} platforms, {len(spec.workers)} workers, "
           f"publisher {spec.release.publisher}")
     with tempfile.TemporaryDirectory(prefix="velofarm-check-") as tmp:
@@ -92,7 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--spec", default="farm.toml", help="the farm spec (default: ./farm.toml)")
         return p
 
-    add("check", cmd_check, "validate farm.toml, then run buildbot checkconfig on its master")
+    p = add("check", cmd_check, "validate farm.toml, then run buildbot checkconfig on its master")
+    p.add_argument("--list", action="store_true",
+                   help="print the farm as it will run (platforms, builders, workers, schedulers) instead")
     p = add("master-create", cmd_master_create, "create a master folder bound to the spec")
     p.add_argument("dir")
     p = add("publish", cmd_publish, "(re)publish a verified release folder by hand", spec=False)
