@@ -7,11 +7,13 @@ plain data (the same names config.py gives Buildbot).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from velofarm.buildmaster.farmplan import BuilderPlan, builder_plans, scheduler_plans, tag_sources
 from velofarm.spec.farm import Spec
 
 
-def table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> list[str]:
+def table(header: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> list[str]:
     """Left-aligned columns, two spaces apart; the last column is not padded."""
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header) - 1)]
     return ["  " + "  ".join([*(cell.ljust(w) for cell, w in zip(row, widths, strict=False)), row[-1]]).rstrip()
