@@ -16,36 +16,20 @@ import struct
 import threading
 import time
 import urllib.parse
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
 
 from openapi_core.testing import MockRequest
 
 from support.github_api import SPEC_HOSTS, descriptions, request_error, response_errors, route
+from support.github_records import Seen, StoredAsset, StoredRelease, stamp
 from support.github_standin_faults import DOCS, Fault, Faults, error_answer
 
 TOKEN = "ghp_standin0123456789abcdefSECRET"
 DROP = object()
 Answer = tuple[int, dict[str, str], Any]  # status, headers, JSON body
 NOT_FOUND: Answer = (404, {}, {"message": "Not Found"})
-
-
-def stamp() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-@dataclass
-class Seen:
-    method: str
-    path: str
-    kind: str
-    at: float  # time.monotonic()
-    query: dict[str, str] = field(default_factory=dict)
-    body: Any = None
-    status: int = 0
-    request: Any = None  # the MockRequest that passed validation
 
 
 @dataclass
@@ -58,34 +42,6 @@ class Call:
     params: dict[str, str]
     length: int
     fault: Fault | None = None
-
-
-@dataclass
-class StoredAsset:
-    id: int
-    name: str
-    content_type: str
-    label: str | None = None
-    size: int = 0
-    digest: str | None = None
-    state: str = "open"
-    created_at: str = field(default_factory=stamp)
-    updated_at: str = field(default_factory=stamp)
-
-
-@dataclass
-class StoredRelease:
-    id: int
-    tag_name: str
-    name: str | None
-    body: str | None
-    draft: bool
-    prerelease: bool
-    created_at: str = field(default_factory=stamp)
-    published_at: str | None = None
-    updated_at: str = field(default_factory=stamp)
-    immutable: bool = False
-    assets: list[StoredAsset] = field(default_factory=list)
 
 
 class GitHubStandIn:

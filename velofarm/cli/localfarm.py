@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from velofarm.buildmaster.farmplan import CHANGE_SECRET
 from velofarm.cli.masterdir import buildbot_command, create_master
 from velofarm.onboard.workertac import WORKER_CMD, create_worker_dir
 from velofarm.secretstore import SecretStore, worker_secret_name
@@ -94,7 +95,7 @@ class LocalFarm:
         git("remote", "add", "origin", str(self.remote), cwd=self.src)
         git("push", "-q", "origin", "main", cwd=self.src)
         install_hook(self.remote, sys.executable, f"127.0.0.1:{self.pb_port}",
-                     self.secrets.path("change-source-password"), str(self.remote))
+                     self.secrets.path(CHANGE_SECRET), str(self.remote))
 
     def set_version(self, version: str) -> None:
         """Commit a new package version (Cargo.toml and Cargo.lock), as a release bump does."""
@@ -250,7 +251,7 @@ def write_farm(root: Path, template: Path, platforms: list[str], workers_per_pla
     farm = LocalFarm(root=root, spec_path=spec_path, www_port=www_port, pb_port=pb_port, workers=workers)
     for worker in workers:
         farm.secrets.generate(worker_secret_name(worker))
-    farm.secrets.generate("change-source-password")
+    farm.secrets.generate(CHANGE_SECRET)
     return farm
 
 
