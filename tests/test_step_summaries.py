@@ -10,10 +10,12 @@ import os
 from pathlib import Path
 
 import pytest
-from test_preflight import CARGO_TOML, SMOKE_JOB_BINARIES, fake_binary, make_job, write_job
+from support.worker_jobs import make_job, write_job
+from test_gates import SMOKE_JOB_BINARIES, fake_binary
+from test_preflight import CARGO_TOML
 
 from velofarm.buildmaster.toolsteps import failure_cause, summary_from_output
-from velofarm.worker_tools import pack, preflight
+from velofarm.worker_tools import gates, pack, preflight, stage
 
 TAG = "v0.1.0"
 posix_only = pytest.mark.skipif(os.name == "nt", reason="fake binaries are shell scripts")
@@ -59,9 +61,9 @@ def test_smoke_summary_counts_what_ran(tmp_path: Path, capsys: pytest.CaptureFix
     fake_binary(tmp_path / "bin" / "velo-schema-generator", "exit 1")
     job = write_job(tmp_path / "job.json", make_job(SMOKE_JOB_BINARIES))
     argv = ("smoke", job, "--tag", TAG, "--bin-dir", str(tmp_path / "bin"))
-    assert summary_of(capsys, preflight.main, *argv) == (0, "smoke: 1 binary prints 0.1.0, 1 not run (declared unsafe)")
+    assert summary_of(capsys, gates.main, *argv) == (0, "smoke: 1 binary prints 0.1.0, 1 not run (declared unsafe)")
     fake_binary(tmp_path / "bin" / "velo-sql", 'echo "velo-sql 0.0.9"')
-    assert summary_of(capsys, preflight.main, *argv) == (1, "smoke failed: velo-sql exit 0 but printed no version 0.1.0")
+    assert summary_of(capsys, gates.main, *argv) == (1, "smoke failed: velo-sql exit 0 but printed no version 0.1.0")
 
 
 def test_size_summary_names_the_largest_and_the_one_over(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -71,10 +73,10 @@ def test_size_summary_names_the_largest_and_the_one_over(tmp_path: Path, capsys:
     (tmp_path / "bin" / "velo-cli").write_bytes(b"x" * 1024)
     job = make_job(binaries, size_limit_bytes=30 << 20)
     argv = ("size", write_job(tmp_path / "job.json", job), "--tag", TAG, "--bin-dir", str(tmp_path / "bin"))
-    assert summary_of(capsys, preflight.main, *argv) == (0, "2 binaries, largest velo-sql 2.1 MiB of 30 MiB")
+    assert summary_of(capsys, gates.main, *argv) == (0, "2 binaries, largest velo-sql 2.1 MiB of 30 MiB")
     job["platform"]["size_limit_bytes"] = 2 << 20
     argv = ("size", write_job(tmp_path / "job.json", job), *argv[2:])
-    assert summary_of(capsys, preflight.main, *argv) == (1, "velo-sql 2.1 MiB over the 2 MiB limit")
+    assert summary_of(capsys, gates.main, *argv) == (1, "velo-sql 2.1 MiB over the 2 MiB limit")
 
 
 def test_archive_and_checksum_summaries(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -93,7 +95,7 @@ def test_stage_failure_names_the_missing_entry(tmp_path: Path, capsys: pytest.Ca
     (tmp_path / "src").mkdir()
     fake_binary(tmp_path / "bin" / "velo-sql", "exit 0")
     job = write_job(tmp_path / "job.json", {**make_job(), "ship": ["configs"]})
-    code, summary = summary_of(capsys, pack.main, "stage", job, "--tag", TAG, "--name", "velostream-v0.1.0-x",
+    code, summary = summary_of(capsys, stage.main, job, "--tag", TAG, "--name", "velostream-v0.1.0-x",
                                "--src", str(tmp_path / "src"), "--bin-dir", str(tmp_path / "bin"),
                                "--out", str(tmp_path / "dist"))
     assert code == 1

@@ -10,12 +10,11 @@ from buildbot.schedulers.forcesched import ValidationError
 from twisted.internet import defer, threads
 from twisted.python import log
 
+from velofarm.buildmaster.farmplan import FORCE_FORMS, RELEASE_BUILDER, TAG_SCHEDULER, platform_scheduler
 from velofarm.errors import VelofarmError
 from velofarm.spec.farm import Spec
 from velofarm.tags.gitrefs import tag_commit
 from velofarm.tags.tagpolicy import decide
-
-RELEASE_BUILDER = "release"
 
 
 class TagScheduler(schedulers.AnyBranchScheduler):
@@ -66,7 +65,8 @@ class TagParameter(util.StringParameter):
         self.repo_url = repo_url
 
     @defer.inlineCallbacks
-    def updateFromKwargs(self, properties: dict[str, Any], kwargs: dict[str, Any], **unused: Any) -> Any:
+    def updateFromKwargs(self, properties: dict[str, Any], kwargs: dict[str, Any],
+                         sourcestamps: dict[str, dict[str, Any]] | None = None, **unused: Any) -> Any:
         tag = (self.getFromKwargs(kwargs) or "").strip()
         decision = decide(tag, self.tag_pattern)
         if not decision.release:
@@ -78,27 +78,17 @@ class TagParameter(util.StringParameter):
         if commit is None:
             raise ValidationError(f"tag '{decision.tag}' does not exist in {self.repo_url}; push it first")
         properties[self.name] = decision.tag
-
-
-class ReleaseForm(schedulers.ForceScheduler):
-    """A release form whose build is labelled with the tag typed in (the form has no branch field)."""
-
-    @defer.inlineCallbacks
-    def gatherPropertiesAndChanges(self, collector: Any, **kwargs: Any) -> Any:
-        properties, changeids, sourcestamps = yield super().gatherPropertiesAndChanges(collector, **kwargs)
-        tag = properties.getProperty("tag")
-        for sourcestamp in sourcestamps.values():
-            if tag:
-                sourcestamp["branch"] = tag
-        return properties, changeids, sourcestamps
+        # Label the build with the tag, as pushed releases are (the form has no branch field). The
+        # codebase fields run before the properties, so the sourcestamp exists by now.
+        for sourcestamp in (sourcestamps or {}).values():
+            sourcestamp["branch"] = decision.tag
 
 
 def force_schedulers(spec: Spec) -> list[Any]:
     """Two forms: a dry run (builds and verifies, publishes nowhere) and a publishing release."""
     result = []
-    for name, label, dry in (("release-dry-run", "Dry run (build and verify, publish nothing)", True),
-                             ("release", "Release (build, verify and publish)", False)):
-        result.append(ReleaseForm(
+    for name, label, dry in FORCE_FORMS:
+        result.append(schedulers.ForceScheduler(
             name=name, label=label, buttonName="Start" if dry else "Publish release",
             builderNames=[RELEASE_BUILDER],
             codebases=[util.CodebaseParameter("", hide=True, branch=util.FixedParameter("branch", ""),
@@ -112,8 +102,8 @@ def force_schedulers(spec: Spec) -> list[Any]:
 
 
 def all_schedulers(spec: Spec) -> list[Any]:
-    result: list[Any] = [TagScheduler(name="tags", tag_pattern=spec.release.tag_pattern,
+    result: list[Any] = [TagScheduler(name=TAG_SCHEDULER, tag_pattern=spec.release.tag_pattern,
                                       builderNames=[RELEASE_BUILDER])]
-    result += [schedulers.Triggerable(name=f"platform-{p.name}", builderNames=[p.builder_name])
+    result += [schedulers.Triggerable(name=platform_scheduler(p.name), builderNames=[p.builder_name])
                for p in spec.platforms.values()]
     return result + force_schedulers(spec)
