@@ -10,12 +10,13 @@ from typing import Any
 
 from velofarm.errors import SpecError
 from velofarm.names import unsafe_name_reason
+from velofarm.spec.gitea import GITEA_FIELDS, gitea_fields
 from velofarm.spec.platforms import OSES, Platform, build_platform, catalogue_data, suggest
 from velofarm.spec.registry import read_registry
 
 DEFAULT_TAG_PATTERN = (r"^v(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)"
                        r"(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$")
-PUBLISHERS = ("directory", "github")
+PUBLISHERS = ("directory", "github", "gitea")
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,9 @@ class ReleaseSettings:
     github_repo: str = ""
     github_api_url: str = "https://api.github.com"
     github_token_secret: str = "github-token"
+    gitea_url: str = ""  # the Gitea/Forgejo root URL (the API is {gitea_url}/api/v1)
+    gitea_repo: str = ""
+    gitea_token_secret: str = "gitea-token"
 
 
 @dataclass(frozen=True)
@@ -336,7 +340,7 @@ def _release(table: Any, where: str) -> ReleaseSettings:
     if not isinstance(table, dict):
         raise SpecError(f"{where}: must be a table")
     _only(table, {"tag_pattern", "publisher", "directory", "github_repo", "github_api_url",
-                  "github_token_secret"}, where)
+                  "github_token_secret", *GITEA_FIELDS}, where)
     pattern = table.get("tag_pattern", DEFAULT_TAG_PATTERN)
     try:
         re.compile(pattern)
@@ -354,7 +358,8 @@ def _release(table: Any, where: str) -> ReleaseSettings:
     return ReleaseSettings(tag_pattern=pattern, publisher=publisher,
                            directory=str(table.get("directory", "releases")), github_repo=str(repo),
                            github_api_url=str(table.get("github_api_url", "https://api.github.com")).rstrip("/"),
-                           github_token_secret=str(table.get("github_token_secret", "github-token")))
+                           github_token_secret=str(table.get("github_token_secret", "github-token")),
+                           **gitea_fields(table, where, publisher))
 
 
 def _master(table: Any, where: str) -> MasterSettings:
