@@ -352,3 +352,12 @@ def test_download_url_is_the_public_release_link(gitea: GiteaStandIn, release: R
         assert answer.read() == asset.path.read_bytes()
     assert download_url("https://g.example/", "a/b", "v1.0.0+build.5", "x y.zip") == \
         "https://g.example/a/b/releases/download/v1.0.0%2Bbuild.5/x%20y.zip"
+
+
+def test_download_urls_off_the_configured_host_get_no_token_and_a_clear_error(gitea: GiteaStandIn,
+                                                                             release: Release) -> None:
+    other_name = gitea.url.replace("127.0.0.1", "localhost")  # Gitea's ROOT_URL is not what we were given
+    pub = GiteaPublisher(other_name, REPO, TOKEN, log=lambda line: None, sleep=Recorder(), min_write_interval=0)
+    with pytest.raises(PublishError, match="set gitea_url to Gitea's ROOT_URL"):
+        pub.publish(release)
+    assert gitea.publishes == [] and gitea.releases[0].draft

@@ -232,7 +232,12 @@ class GiteaPublisher:
     def _digest(self, remote: Remote) -> tuple[int, str]:
         """(size, sha256) of an attachment's content, downloaded back once per attachment."""
         if remote["id"] not in self._hashes:
-            self._hashes[remote["id"]] = self.http.download(remote["browser_download_url"])
+            url = str(remote["browser_download_url"])
+            try:
+                self._hashes[remote["id"]] = self.http.download(url)
+            except ApiError as exc:  # a draft's attachment needs the token, sent only to gitea_url's host
+                raise PublishError(f"{self.repo}: cannot download {remote['name']} back to verify it ({exc}); "
+                                   f"if {url} is not on {self.gitea_url}, set gitea_url to Gitea's ROOT_URL") from None
         return self._hashes[remote["id"]]
 
     def _verified(self, remote: Remote, asset: Asset) -> bool:
