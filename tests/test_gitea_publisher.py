@@ -262,6 +262,14 @@ def test_bad_url_or_repository_is_refused_before_any_request(url: str, repo: str
         GiteaPublisher(url, repo, TOKEN)
 
 
+def test_build_metadata_tag_is_a_final_release(tmp_path: Path) -> None:
+    rel = make_release(tmp_path, "v1.0.0+build.5")
+    with GiteaStandIn(REPO) as gitea:
+        check_clean(gitea, rel, publisher(gitea).publish(rel))
+        assert gitea.latest() == "v1.0.0+build.5" and gitea.tags == {"v1.0.0+build.5": rel.commit}
+        assert publisher(gitea).publish(rel).state == "already-published"
+
+
 def test_prerelease_is_flagged_and_never_latest(tmp_path: Path) -> None:
     rc = make_release(tmp_path, "v0.2.0-rc.1")
     with GiteaStandIn(REPO) as gitea:
@@ -351,7 +359,7 @@ def test_download_url_is_the_public_release_link(gitea: GiteaStandIn, release: R
     with urllib.request.urlopen(url) as answer:  # a published asset needs no token
         assert answer.read() == asset.path.read_bytes()
     assert download_url("https://g.example/", "a/b", "v1.0.0+build.5", "x y.zip") == \
-        "https://g.example/a/b/releases/download/v1.0.0%2Bbuild.5/x%20y.zip"
+        "https://g.example/a/b/releases/download/v1.0.0+build.5/x%20y.zip"
 
 
 def test_download_urls_off_the_configured_host_get_no_token_and_a_clear_error(gitea: GiteaStandIn,

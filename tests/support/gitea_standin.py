@@ -160,7 +160,7 @@ class GiteaStandIn(JsonMixin, DownloadsMixin):
         seen = Seen(h.command, path, kind, time.monotonic(), query)
         with self._lock:
             self.requests.append(seen)
-        c = Call(h, seen, found[2] if found else {})
+        c = Call(h, seen, {k: urllib.parse.unquote(v) for k, v in (found[2] if found else {}).items()})
         refusal = self._check_headers(c)
         if refusal is not None:
             self._drain(h)
@@ -298,7 +298,7 @@ class GiteaStandIn(JsonMixin, DownloadsMixin):
         return (200, {}, self.release_json(rel)) if rel else NOT_FOUND
 
     def _op_git_tag(self, c: Call) -> Answer:
-        tag = urllib.parse.unquote(c.params["tag"])
+        tag = c.params["tag"]
         return (200, {}, self.tag_json(tag, self.tags[tag])) if tag in self.tags else NOT_FOUND
 
     def _resolve(self, target: str) -> str | None:

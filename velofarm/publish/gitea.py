@@ -37,8 +37,9 @@ T = TypeVar("T")
 
 def download_url(gitea_url: str, repo: str, tag: str, asset: str) -> str:
     """Where users download a published asset (the link the release notes carry)."""
-    quote = urllib.parse.quote
-    return f"{gitea_url.rstrip('/')}/{repo}/releases/download/{quote(tag, safe='')}/{quote(asset, safe='')}"
+    def part(text: str) -> str:  # a tag such as v1.0.0+build.5 stays readable ("+" is literal in a path)
+        return urllib.parse.quote(text, safe="+")
+    return f"{gitea_url.rstrip('/')}/{repo}/releases/download/{part(tag)}/{part(asset)}"
 
 
 class GiteaPublisher:
@@ -89,7 +90,7 @@ class GiteaPublisher:
         final = self._publish_draft(rel, release)
         self._check_tag_published(release)
         out.location = final["html_url"]
-        out.actions += [f"published; tag {release.tag} created at {release.commit[:12]}", latest_note]
+        out.actions += [f"published; tag {release.tag} at {release.commit[:12]}", latest_note]
         self.log(f"{self.repo}: {release.tag} published at {out.location}; {latest_note}")
         return out
 
