@@ -43,9 +43,9 @@ class DownloadsMixin:
             self.validation_errors.append(f"storage GET {path}: a token was sent to the storage host")
             return self._send(h, seen, 400, {}, b"Only one auth mechanism allowed")
         fault = self.faults.take("download")
-        if fault and fault.action == "drop":
+        if fault and fault.action == "drop" and not fault.after:
             return self._drop(h)
-        if fault:
+        if fault and fault.action != "drop":
             return self._send(h, seen, error_answer(fault, self.docs_url)[0], {}, b"error")
         with self._lock:
             found = self._find_download(h, path)
@@ -60,6 +60,9 @@ class DownloadsMixin:
         h.send_header("Content-Length", str(found.size))
         h.end_headers()
         with open(self.files / found.uuid, "rb") as fh:
+            if fault is not None:  # "drop" after: cut halfway through the body
+                h.wfile.write(fh.read(found.size // 2))
+                return self._drop(h)
             shutil.copyfileobj(fh, h.wfile, 1 << 20)
 
     def _find_download(self, h: BaseHTTPRequestHandler, path: str) -> StoredAttachment | None:

@@ -9,7 +9,7 @@ the write went through, the client never heard. Actions:
   "429"         too many requests with Retry-After: 1 (a proxy's limit: Gitea itself has none)
   "drop"        the connection is cut without an answer; on "upload" before the request is applied,
                 it is cut mid-body: Gitea parses the whole form before it stores anything, so
-                nothing is left behind
+                nothing is left behind; on "download" with after=True, halfway through the file
   "401", "403"  a refused token / a user without write access to releases
   "corrupt"     (upload) the attachment is stored with one byte changed: same size, other content
   "truncate"    (upload) the attachment is stored without its last byte
