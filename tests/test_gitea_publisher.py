@@ -15,7 +15,7 @@ from support.gitea_standin import MAIN_SHA, TOKEN, GiteaStandIn
 from test_github_publisher import make_release
 
 from velofarm.errors import PublishError
-from velofarm.publish.gitea import GiteaPublisher, download_url
+from velofarm.publish.gitea import GiteaPublisher
 from velofarm.publish.github import PublishOutcome
 from velofarm.release.model import Release
 
@@ -351,17 +351,6 @@ def test_standin_rejects_requests_the_description_forbids(gitea: GiteaStandIn, b
         urllib.request.urlopen(request)
     assert err.value.code == 422 and problem in gitea.validation_errors[0] and gitea.releases == []
     gitea.validation_errors.clear()
-
-
-def test_download_url_is_the_public_release_link(gitea: GiteaStandIn, release: Release) -> None:
-    publisher(gitea).publish(release)
-    asset = release.assets[0]
-    url = download_url(gitea.url, REPO, release.tag, asset.name)
-    assert url == f"{gitea.url}/{REPO}/releases/download/v1.0.0/{asset.name}"
-    with urllib.request.urlopen(url) as answer:  # a published asset needs no token
-        assert answer.read() == asset.path.read_bytes()
-    assert download_url("https://g.example/", "a/b", "v1.0.0+build.5", "x y.zip") == \
-        "https://g.example/a/b/releases/download/v1.0.0+build.5/x%20y.zip"
 
 
 def test_download_urls_off_the_configured_host_get_no_token_and_a_clear_error(gitea: GiteaStandIn,

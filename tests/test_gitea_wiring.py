@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import json
+import urllib.request
 from pathlib import Path
 from typing import Any
 
 import pytest
 from support.gitea_standin import TOKEN, GiteaStandIn
 from test_release_assembly import COMMIT, fill_store, make_spec
+from test_release_links import assemble, links_in
+from test_release_links import make_spec as make_linked_spec
 
 from velofarm.cli.main import main
 from velofarm.errors import PublishError
 from velofarm.publish.gitea import GiteaPublisher
 from velofarm.publish.select import publisher_for, token_secret
 from velofarm.release.assemble import assemble_release
+from velofarm.release.model import RELEASE_JSON
+from velofarm.release.verify import load_release
 from velofarm.spec.farm import parse_spec
 
 REPO = "acme/velostream"
@@ -82,3 +88,23 @@ def test_velofarm_publish_to_gitea_refuses_bad_input(release_dir: Path, tmp_path
     args = [str(tmp_path / a) if a in ("TOKEN", "missing") else a for a in args]
     assert main(["publish", str(release_dir), "--to", "gitea", *args]) == 1
     assert message in capsys.readouterr().err
+
+
+def test_gitea_release_notes_link_to_what_gitea_serves(tmp_path: Path) -> None:
+    with GiteaStandIn("acme/demo") as gitea:
+        spec = make_linked_spec(tmp_path, publisher="gitea", gitea_url=gitea.url, gitea_repo="acme/demo")
+        out = assemble(spec, tmp_path)
+        release = load_release(out)
+        GiteaPublisher(gitea.url, "acme/demo", TOKEN, log=lambda line: None, sleep=lambda s: None,
+                       min_write_interval=0).publish(release)
+        assert gitea.validation_errors == []
+        [stored] = gitea.releases
+        meta = json.loads((out / RELEASE_JSON).read_text(encoding="utf-8"))
+        assert meta["release_url"] == gitea.release_json(stored)["html_url"]
+        downloads = {link for link in links_in(stored.body) if "/releases/download/" in link}
+        urls = {a["url"] for a in meta["assets"]}
+        assert {a["url"] for a in meta["assets"] if not a["name"].endswith(".sha256")} <= downloads <= urls
+        assert len(urls) == len(release.assets) and "<release-url>" not in stored.body
+        for asset in meta["assets"]:  # every link is what Gitea serves, without a token
+            with urllib.request.urlopen(asset["url"]) as answer:
+                assert answer.read() == (out / asset["name"]).read_bytes(), asset["url"]

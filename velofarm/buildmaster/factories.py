@@ -111,6 +111,13 @@ def release_factory(spec: Spec, artifacts_root: Path, staging_root: Path) -> uti
     spec_path = str(spec.path)
     f.addStep(ResolveTag(name="resolve tag", repo_url=spec.repo_url, tag_pattern=spec.release.tag_pattern,
                          haltOnFailure=True))
+    # The notes' changelog, before any build: a CHANGELOG.md without the version's section stops
+    # the release here, not after every platform was built. Its log shows what the notes will say.
+    git_cache = str(staging_root.parent / "git-cache")
+    f.addStep(steps.ShellCommand(
+        name="changelog", haltOnFailure=True,
+        command=[sys.executable, "-m", "velofarm.release.changelog", "--spec", spec_path, "--tag", TAG,
+                 "--commit", util.Property("tag_commit"), "--git-cache", git_cache]))
     f.addStep(ReleaseTrigger(
         name="build platforms", schedulerNames=[f"platform-{name}" for name in spec.platforms],
         waitForFinish=True, haltOnFailure=True,
@@ -122,7 +129,7 @@ def release_factory(spec: Spec, artifacts_root: Path, staging_root: Path) -> uti
         name="verify and assemble", haltOnFailure=True,
         command=velofarm_command("release-assemble", "--spec", spec_path, "--tag", TAG,
                                  "--commit", util.Property("tag_commit"), "--artifacts", str(artifacts_root),
-                                 "--out", staging)))
+                                 "--out", staging, "--git-cache", git_cache)))
     f.addStep(PublishRelease(name="publish", spec_path=spec_path, directory=staging,
                              token=util.Secret(secret) if (secret := token_secret(spec)) else None,
                              doStepIf=lambda step: not step.getProperty("dry_run", False), haltOnFailure=True))

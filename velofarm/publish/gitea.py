@@ -35,13 +35,6 @@ ROOT_URL = re.compile(r"^https?://[^/\s]+")
 T = TypeVar("T")
 
 
-def download_url(gitea_url: str, repo: str, tag: str, asset: str) -> str:
-    """Where users download a published asset (the link the release notes carry)."""
-    def part(text: str) -> str:  # a tag such as v1.0.0+build.5 stays readable ("+" is literal in a path)
-        return urllib.parse.quote(text, safe="+")
-    return f"{gitea_url.rstrip('/')}/{repo}/releases/download/{part(tag)}/{part(asset)}"
-
-
 class GiteaPublisher:
     """Publishes releases to one repository, `owner/name`, on a Gitea or Forgejo at `gitea_url`."""
 

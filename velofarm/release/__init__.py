@@ -5,5 +5,7 @@ command (`verify`, `publish`). Pure: standard library, the shared leaves, `velof
 `velofarm.tags`; never Buildbot.
 
 Entry points: `assemble.assemble_release()`; `verify.verify_release()` / `verify.load_release()`;
-`dashboard_data` (what the Releases page shows, from Buildbot's database rows).
+`dashboard_data` (what the Releases page shows, from Buildbot's database rows);
+`changelog.release_changes()` / `changes_of()` (what changed, from `history.GitHistory`: plain git
+through subprocess); `plan.make_plan()` (`velofarm plan`).
 """
