@@ -6,7 +6,7 @@ import socket
 from pathlib import Path
 
 import pytest
-from gitrepo import Repo
+from support.gitrepo import Repo
 
 from velofarm.cli.main import main
 from velofarm.spec.farm import load_spec

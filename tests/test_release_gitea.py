@@ -8,7 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from farmtools import all_step_logs, wait_release_of
+from support.farmtools import all_step_logs, wait_release_of
 from support.gitea_standin import TOKEN, GiteaStandIn
 
 pytestmark = pytest.mark.integration

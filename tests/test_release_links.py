@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
-from github_standin import TOKEN, GitHubStandIn
-from gitrepo import Repo
+from support.github_standin import TOKEN, GitHubStandIn
+from support.gitrepo import Repo
 from test_release_assembly import COMMIT, fill_store
 
 from velofarm.errors import SpecError

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -21,6 +20,10 @@ def cmd_check(args: argparse.Namespace) -> int:
 
     from velofarm.cli.masterdir import buildbot_command, create_master
     spec = _spec(args)
+    if args.list:  # the farm as it will run; no master needed
+        from velofarm.cli.farmlist import farm_listing
+        sys.stdout.write(farm_listing(spec))
+        return 0
     print(f"{spec.path.name}: ok: {len(spec.platforms)} platforms, {len(spec.workers)} workers, "
           f"publisher {spec.release.publisher}")
     with tempfile.TemporaryDirectory(prefix="velofarm-check-") as tmp:
@@ -36,34 +39,6 @@ def cmd_master_create(args: argparse.Namespace) -> int:
     spec = _spec(args)
     create_master(Path(args.dir), spec.path)
     print(f"master created in {args.dir} for {spec.path}; start it with: buildbot start {args.dir}")
-    return 0
-
-
-def cmd_resolve_tag(args: argparse.Namespace) -> int:
-    from velofarm.tags.gitrefs import tag_commit
-    from velofarm.tags.tagpolicy import decide
-    spec = _spec(args)
-    decision = decide(args.tag, spec.release.tag_pattern)
-    if not decision.release:
-        raise VelofarmError(decision.reason)
-    commit = tag_commit(spec.repo_url, decision.tag)
-    if commit is None:
-        raise VelofarmError(f"tag {decision.tag} does not exist in {spec.repo_url}; push it first")
-    print(commit)
-    return 0
-
-
-def cmd_release_assemble(args: argparse.Namespace) -> int:
-    from velofarm.release.assemble import assemble_release
-    from velofarm.release.changelog import release_changes
-    spec = _spec(args)
-    changes = release_changes(spec, args.tag, args.commit, Path(args.git_cache)) if args.git_cache else None
-    out = assemble_release(spec, args.tag, args.commit, Path(args.artifacts), Path(args.out), changes)
-    meta = json.loads((out / "release.json").read_text(encoding="utf-8"))
-    print(f"release {meta['tag']} assembled in {out}: every archive matches its .sha256; "
-          f"prerelease={meta['prerelease']}")
-    for asset in meta["assets"]:
-        print(f"  {asset['sha256']}  {asset['size']:>10}  {asset['name']}")
     return 0
 
 
@@ -134,16 +109,11 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--spec", default="farm.toml", help="the farm spec (default: ./farm.toml)")
         return p
 
-    add("check", cmd_check, "validate farm.toml, then run buildbot checkconfig on its master")
+    p = add("check", cmd_check, "validate farm.toml, then run buildbot checkconfig on its master")
+    p.add_argument("--list", action="store_true",
+                   help="print the farm as it will run (platforms, builders, workers, schedulers) instead")
     p = add("master-create", cmd_master_create, "create a master folder bound to the spec")
     p.add_argument("dir")
-    p = add("resolve-tag", cmd_resolve_tag, "print the commit a release tag points to")
-    p.add_argument("tag")
-    p = add("release-assemble", cmd_release_assemble, "collect and verify artifacts into a release folder")
-    for opt in ("--tag", "--commit", "--artifacts", "--out"):
-        p.add_argument(opt, required=True)
-    p.add_argument("--git-cache", help="folder for a mirror of the project's tags (the changelog); "
-                   "without it the notes list no changes")
     p = add("publish", cmd_publish, "(re)publish a verified release folder by hand", spec=False)
     p.add_argument("release_dir")
     p.add_argument("--to", choices=("github", "gitea", "directory"), required=True)

@@ -1,21 +1,29 @@
-"""Collect every platform's artifacts, verify them, and write one complete release directory."""
+"""Collect every platform's artifacts, verify them, and write one complete release directory.
+
+The release coordinator's "verify and assemble" step runs it on the master (internal plumbing, not
+an ops command):
+
+    python -m velofarm.release.assemble --spec farm.toml --tag TAG --commit SHA --artifacts DIR --out DIR
+"""
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import shutil
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from velofarm.errors import ReleaseError
+from velofarm.errors import ReleaseError, VelofarmError
 from velofarm.publish.links import asset_url, release_page_url
-from velofarm.release.changelog import Changes, changes_heading, render_changes
+from velofarm.release.changelog import Changes, changes_heading, release_changes, render_changes
 from velofarm.release.checksums import checksum_line, read_checksum_file, sha256_file
 from velofarm.release.model import NOTES_FILE, RELEASE_JSON, SUMS_FILE
 from velofarm.release.notes import NotesIntro, NotesPlatform, render_notes
-from velofarm.spec.farm import Spec
+from velofarm.spec.farm import Spec, load_spec
 from velofarm.spec.job import archive_name
 from velofarm.tags.semver import TagVersion, parse_tag
 
@@ -115,3 +123,31 @@ def _write_release(spec: Spec, tag: str, commit: str, version: TagVersion,
     if changes is not None:  # the Releases page shows it (collapsed) from here
         meta["changelog"], meta["previous_tag"] = intro.changelog, changes.previous
     (tmp / RELEASE_JSON).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The coordinator's step: assemble, then print every asset; errors are one `error: ` line."""
+    parser = argparse.ArgumentParser(prog="python -m velofarm.release.assemble",
+                                     description="collect and verify artifacts into a release folder")
+    for opt in ("--spec", "--tag", "--commit", "--artifacts", "--out"):
+        parser.add_argument(opt, required=True)
+    parser.add_argument("--git-cache", help="folder for a mirror of the project's tags (the changelog); "
+                        "without it the notes list no changes")
+    args = parser.parse_args(argv)
+    try:
+        spec = load_spec(Path(args.spec))
+        changes = release_changes(spec, args.tag, args.commit, Path(args.git_cache)) if args.git_cache else None
+        out = assemble_release(spec, args.tag, args.commit, Path(args.artifacts), Path(args.out), changes)
+    except VelofarmError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    meta = json.loads((out / RELEASE_JSON).read_text(encoding="utf-8"))
+    print(f"release {meta['tag']} assembled in {out}: every archive matches its .sha256; "
+          f"prerelease={meta['prerelease']}")
+    for asset in meta["assets"]:
+        print(f"  {asset['sha256']}  {asset['size']:>10}  {asset['name']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
