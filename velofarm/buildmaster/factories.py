@@ -12,6 +12,7 @@ from buildbot.plugins import steps, util
 from velofarm.buildmaster.farmplan import platform_scheduler
 from velofarm.buildmaster.steps import PublishRelease, ReleaseTrigger, ResolveTag
 from velofarm.buildmaster.uploads import UploadArtifact
+from velofarm.publish.select import token_secret
 from velofarm.spec.farm import Spec
 from velofarm.spec.job import archive_name, build_job, stage_name
 from velofarm.spec.platforms import Platform
@@ -130,8 +131,7 @@ def release_factory(spec: Spec, artifacts_root: Path, staging_root: Path) -> uti
         command=assemble_command("--spec", spec_path, "--tag", TAG, "--commit", util.Property("tag_commit"),
                                  "--artifacts", str(artifacts_root), "--out", staging, "--git-cache", git_cache)))
     f.addStep(PublishRelease(name="publish", spec_path=spec_path, directory=staging,
-                             token=util.Secret(spec.release.github_token_secret)
-                             if spec.release.publisher == "github" else None,
+                             token=util.Secret(secret) if (secret := token_secret(spec)) else None,
                              doStepIf=lambda step: not step.getProperty("dry_run", False), haltOnFailure=True))
     f.addStep(steps.RemoveDirectory(name="clean staging", dir=staging, alwaysRun=True, hideStepIf=True))
     return f
