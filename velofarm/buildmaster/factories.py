@@ -13,6 +13,7 @@ from velofarm.buildmaster.farmplan import platform_scheduler
 from velofarm.buildmaster.steps import PublishRelease, RecordReleaseFacts, ReleaseTrigger, ResolveTag
 from velofarm.buildmaster.toolsteps import ToolCommand
 from velofarm.buildmaster.uploads import UploadArtifact
+from velofarm.publish.select import token_secret
 from velofarm.spec.farm import Spec
 from velofarm.spec.job import archive_name, build_job, stage_name
 from velofarm.spec.platforms import Platform
@@ -134,8 +135,7 @@ def release_factory(spec: Spec, artifacts_root: Path, staging_root: Path) -> uti
                                  "--artifacts", str(artifacts_root), "--out", staging, "--git-cache", git_cache)))
     f.addStep(RecordReleaseFacts(name="release facts", directory=staging, haltOnFailure=True))
     f.addStep(PublishRelease(name="publish", spec_path=spec_path, directory=staging,
-                             token=util.Secret(spec.release.github_token_secret)
-                             if spec.release.publisher == "github" else None,
+                             token=util.Secret(secret) if (secret := token_secret(spec)) else None,
                              doStepIf=lambda step: not step.getProperty("dry_run", False), haltOnFailure=True))
     f.addStep(steps.RemoveDirectory(name="clean staging", dir=staging, alwaysRun=True, hideStepIf=True))
     return f

@@ -50,19 +50,32 @@ def cmd_publish(args: argparse.Namespace) -> int:
         if not args.dest:
             raise VelofarmError("--to directory needs --dest FOLDER")
         publisher = DirectoryPublisher(Path(args.dest))
+    elif args.to == "gitea":
+        from velofarm.publish.gitea import GiteaPublisher
+        if not args.url or not args.repo or not args.token_file:
+            raise VelofarmError("--to gitea needs --url https://GITEA-HOST, --repo OWNER/NAME and --token-file FILE")
+        publisher = GiteaPublisher(args.url, args.repo, read_token(args.token_file, "Gitea"))
     else:
         from velofarm.publish.github import GitHubPublisher
         if not args.repo or not args.token_file:
             raise VelofarmError("--to github needs --repo OWNER/NAME and --token-file FILE")
-        token = Path(args.token_file).read_text(encoding="utf-8").strip()
-        if not token:
-            raise VelofarmError(f"{args.token_file}: empty; put the GitHub token in it")
-        publisher = GitHubPublisher(args.repo, token, api_url=args.api_url)
+        publisher = GitHubPublisher(args.repo, read_token(args.token_file, "GitHub"), api_url=args.api_url)
     outcome = publisher.publish(release)
     print(f"{release.tag}: {outcome.state}: {outcome.location}")
     for action in outcome.actions:
         print(f"  {action}")
     return 0
+
+
+def read_token(path: str, forge: str) -> str:
+    """A token from a file (never from the command line, where `ps` and shell history would show it)."""
+    try:
+        token = Path(path).read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise VelofarmError(f"--token-file {path}: cannot read it ({exc.strerror})") from None
+    if not token:
+        raise VelofarmError(f"{path}: empty; put the {forge} token in it")
+    return token
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
@@ -103,8 +116,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dir")
     p = add("publish", cmd_publish, "(re)publish a verified release folder by hand", spec=False)
     p.add_argument("release_dir")
-    p.add_argument("--to", choices=("github", "directory"), required=True)
-    p.add_argument("--repo", help="OWNER/NAME (github)")
+    p.add_argument("--to", choices=("github", "gitea", "directory"), required=True)
+    p.add_argument("--repo", help="OWNER/NAME (github, gitea)")
+    p.add_argument("--url", help="gitea: the Gitea/Forgejo root URL, e.g. https://gitea.example.com")
     p.add_argument("--api-url", default="https://api.github.com", help="GitHub Enterprise: https://HOST/api/v3")
     p.add_argument("--token-file", help="a file holding the token (never pass a token on the command line)")
     p.add_argument("--dest", help="the releases folder (directory)")
