@@ -100,3 +100,16 @@ def test_the_filter_on_the_page(farm_spec: Any, tmp_path: Path) -> None:
     assert "No tag contains" in page(farm_spec, tmp_path, Fetch(builds), "?q=nope")
     store(tmp_path, "v1.0.0", "linux-x86_64", "a.tar.gz", b"x")  # the store's tags are filtered too
     assert 'data-tag="v1.0.0"' in page(farm_spec, tmp_path, Fetch([]), "?q=1.0")
+
+
+def test_the_publish_target_names_the_publisher_and_where(tmp_path: Path) -> None:
+    from velofarm.buildmaster.dashboard import publish_target
+
+    base = {"project": {"name": "velostream", "git_url": "remote.git", "binaries": {"velo-sql": ["--version"]}},
+            "platforms": {"linux-x86_64": {}}, "workers": {"box": {"platforms": ["linux-x86_64"]}}}
+    github = parse_spec({**base, "release": {"publisher": "github", "github_repo": "acme/velostream"}},
+                        tmp_path / "farm.toml")
+    gitea = parse_spec({**base, "release": {"publisher": "gitea", "gitea_url": "https://git.example.org",
+                                            "gitea_repo": "acme/velostream"}}, tmp_path / "farm.toml")
+    assert publish_target(github) == "GitHub acme/velostream"
+    assert publish_target(gitea) == "Gitea acme/velostream at https://git.example.org"

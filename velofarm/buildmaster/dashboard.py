@@ -102,6 +102,8 @@ def publish_target(spec: Spec) -> str:
     release = spec.release
     if release.publisher == "github":
         return f"GitHub {release.github_repo}"
+    if release.publisher == "gitea":
+        return f"Gitea {release.gitea_repo} at {release.gitea_url}"
     if release.publisher == "directory":
         return f"folder {release.directory}"
     return release.publisher
