@@ -9,6 +9,7 @@ from typing import Any
 
 from buildbot.plugins import steps, util
 
+from velofarm.buildmaster.records import RecordBuilds
 from velofarm.buildmaster.steps import PublishRelease, ReleaseTrigger, ResolveTag
 from velofarm.buildmaster.uploads import UploadArtifact
 from velofarm.spec.farm import Spec
@@ -117,14 +118,21 @@ def release_factory(spec: Spec, artifacts_root: Path, staging_root: Path) -> uti
                        "revision": util.Property("tag_commit")}],
         set_properties={"tag": TAG, "tag_commit": util.Property("tag_commit")}))
     staging = util.Interpolate(f"{staging_root}/%(prop:tag)s-%(prop:buildnumber)s")
+    records = util.Interpolate(f"{staging_root}/%(prop:tag)s-%(prop:buildnumber)s.records.json")
+    f.addStep(RecordBuilds(name="record builds", path=records, haltOnFailure=True))
+    # Signs with the farm's keys from the secrets folder (read by this command on the master, never
+    # passed on its command line or environment) and attests from the records just written.
     f.addStep(steps.ShellCommand(
         name="verify and assemble", haltOnFailure=True,
         command=velofarm_command("release-assemble", "--spec", spec_path, "--tag", TAG,
                                  "--commit", util.Property("tag_commit"), "--artifacts", str(artifacts_root),
-                                 "--out", staging)))
+                                 "--out", staging, "--records", records,
+                                 "--source-cache", str(staging_root.parent / "sources"))))
     f.addStep(PublishRelease(name="publish", spec_path=spec_path, directory=staging,
                              token=util.Secret(spec.release.github_token_secret)
                              if spec.release.publisher == "github" else None,
                              doStepIf=lambda step: not step.getProperty("dry_run", False), haltOnFailure=True))
     f.addStep(steps.RemoveDirectory(name="clean staging", dir=staging, alwaysRun=True, hideStepIf=True))
+    f.addStep(steps.ShellCommand(name="clean records", command=["rm", "-f", records], alwaysRun=True,
+                                 hideStepIf=True))
     return f

@@ -20,6 +20,8 @@ class ReleaseTrigger(Trigger):
     @defer.inlineCallbacks
     def run(self) -> Any:
         results = yield super().run()
+        # The next step (records.RecordBuilds) reads these builds from the database for the provenance.
+        self.setProperty("platform_buildrequests", list(self.brids), "ReleaseTrigger")
         if results == SUCCESS:
             return results  # nothing to name; the per-build lookups below cost the release ~0.1-0.4 s
         failed = []

@@ -55,8 +55,17 @@ def cmd_resolve_tag(args: argparse.Namespace) -> int:
 
 def cmd_release_assemble(args: argparse.Namespace) -> int:
     from velofarm.release.assemble import assemble_release
+    from velofarm.release.attest import load_trust
     spec = _spec(args)
-    out = assemble_release(spec, args.tag, args.commit, Path(args.artifacts), Path(args.out))
+    trust = None
+    if not args.unsigned:
+        if not args.records:
+            raise VelofarmError("release-assemble: --records FILE (the coordinator's build records) is needed to "
+                                "sign and attest; pass --unsigned for a folder without signatures")
+        trust = load_trust(spec.resolve(spec.master.secrets_dir), spec.resolve("keys"), Path(args.records),
+                           list(spec.platforms), spec.repo_url, args.tag, args.commit, spec.project.manifest,
+                           Path(args.source_cache or Path(args.out).parent / ".source-cache"))
+    out = assemble_release(spec, args.tag, args.commit, Path(args.artifacts), Path(args.out), trust)
     meta = json.loads((out / "release.json").read_text(encoding="utf-8"))
     print(f"release {meta['tag']} assembled in {out}: every archive matches its .sha256; "
           f"prerelease={meta['prerelease']}")
@@ -89,13 +98,8 @@ def cmd_publish(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from velofarm.release.verify import verify_release
-    problems = verify_release(Path(args.release_dir))
-    for problem in problems:
-        print(f"FAIL {problem}")
-    if not problems:
-        print(f"{args.release_dir}: ok: every checksum, SHA256SUMS and release.json agree")
-    return 1 if problems else 0
+    from velofarm.cli.verify import run_verify
+    return run_verify(args)
 
 
 def cmd_notify(args: argparse.Namespace) -> int:
@@ -127,6 +131,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("release-assemble", cmd_release_assemble, "collect and verify artifacts into a release folder")
     for opt in ("--tag", "--commit", "--artifacts", "--out"):
         p.add_argument(opt, required=True)
+    p.add_argument("--records", help="the coordinator's build records (JSON) for the provenance")
+    p.add_argument("--source-cache", help="where the master fetches the tag to read Cargo.lock (a bare repo)")
+    p.add_argument("--unsigned", action="store_true", help="no signatures, provenance or SBOM")
     p = add("publish", cmd_publish, "(re)publish a verified release folder by hand", spec=False)
     p.add_argument("release_dir")
     p.add_argument("--to", choices=("github", "directory"), required=True)
@@ -134,8 +141,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--api-url", default="https://api.github.com", help="GitHub Enterprise: https://HOST/api/v3")
     p.add_argument("--token-file", help="a file holding the token (never pass a token on the command line)")
     p.add_argument("--dest", help="the releases folder (directory)")
-    p = add("verify", cmd_verify, "check a release folder: every checksum, SHA256SUMS, release.json", spec=False)
-    p.add_argument("release_dir")
+    p = add("verify", cmd_verify, "check a release: checksums, both signatures, provenance, SBOM "
+            "(exit 0 ok, 1 verification failed, 2 bad input)", spec=False)
+    from velofarm.cli.verify import add_verify_arguments
+    add_verify_arguments(p)
     p = add("notify", cmd_notify, "send pushed tags to the master (git post-receive hook)", spec=False)
     p.add_argument("--master", required=True, help="HOST:PORT of the master's PB port")
     p.add_argument("--password-file", required=True)
@@ -151,9 +160,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def extra_commands() -> list:  # type: ignore[type-arg]
     """Command groups kept in their own modules; each adds its subparsers."""
+    from velofarm.cli import keys as cli_keys
     from velofarm.cli import users as cli_users
     from velofarm.cli import workers as cli_workers
-    return [cli_users.register, cli_workers.register]
+    return [cli_users.register, cli_workers.register, cli_keys.register]
 
 
 def main(argv: list[str] | None = None) -> int:

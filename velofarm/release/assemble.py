@@ -10,9 +10,10 @@ from pathlib import Path
 from typing import Any
 
 from velofarm.errors import ReleaseError
+from velofarm.release.attest import TrustInputs, sign_sums, write_attestations
 from velofarm.release.checksums import checksum_line, read_checksum_file, sha256_file
 from velofarm.release.model import NOTES_FILE, RELEASE_JSON, SUMS_FILE
-from velofarm.release.notes import NotesPlatform, render_notes
+from velofarm.release.notes import NotesPlatform, VerifyInfo, render_notes
 from velofarm.spec.farm import Spec
 from velofarm.spec.job import archive_name
 from velofarm.tags.semver import TagVersion, parse_tag
@@ -45,8 +46,10 @@ def _link_or_copy(src: Path, dst: Path) -> None:
         shutil.copy2(src, dst)
 
 
-def assemble_release(spec: Spec, tag: str, commit: str, artifacts_root: Path, out: Path) -> Path:
-    """Write `out` (which must not exist) as a complete, verified release directory."""
+def assemble_release(spec: Spec, tag: str, commit: str, artifacts_root: Path, out: Path,
+                     trust: TrustInputs | None = None) -> Path:
+    """Write `out` (which must not exist) as a complete, verified release directory; with `trust`,
+    also signed (SHA256SUMS.minisig, SHA256SUMS.sig) and attested (provenance, SBOM)."""
     version = parse_tag(tag)
     if version is None:
         raise ReleaseError(f"tag {tag}: not v + a semantic version (vMAJOR.MINOR.PATCH[-PRE][+BUILD])")
@@ -57,7 +60,7 @@ def assemble_release(spec: Spec, tag: str, commit: str, artifacts_root: Path, ou
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     try:
-        _write_release(spec, tag, commit, version, found, tmp)
+        _write_release(spec, tag, commit, version, found, tmp, trust)
         os.replace(tmp, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -65,8 +68,8 @@ def assemble_release(spec: Spec, tag: str, commit: str, artifacts_root: Path, ou
 
 
 def _write_release(spec: Spec, tag: str, commit: str, version: TagVersion,
-                   found: dict[str, tuple[Path, str]], tmp: Path) -> None:
-    notes_platforms, assets, sums = [], [], []
+                   found: dict[str, tuple[Path, str]], tmp: Path, trust: TrustInputs | None) -> None:
+    notes_platforms, sums = [], []
     for name, (archive, digest) in found.items():
         platform = spec.platforms[name]
         _link_or_copy(archive, tmp / archive.name)
@@ -75,14 +78,29 @@ def _write_release(spec: Spec, tag: str, commit: str, version: TagVersion,
         sums.append(checksum_line(digest, archive.name))
         notes_platforms.append(NotesPlatform(name, platform.target, platform.os, archive.name, digest, size,
                                              platform.exe_suffix))
-    (tmp / SUMS_FILE).write_text("".join(sorted(sums, key=lambda line: line.split("  ")[1])), encoding="utf-8")
     binaries = [b.name for b in spec.project.binaries]
+    trust_meta: dict[str, Any] = {}
+    if trust is not None:
+        exes = sorted({b + spec.platforms[n].exe_suffix for n in found for b in binaries})
+        trust_meta = write_attestations(tmp, spec.project.name, version.version, tag, spec.repo_url,
+                                        {a.name: (a, d) for a, d in found.values()}, exes, trust)
+        sums += [checksum_line(sha256_file(tmp / n), n) for n in trust_meta.values()]
+    (tmp / SUMS_FILE).write_text("".join(sorted(sums, key=lambda line: line.split("  ")[1])), encoding="utf-8")
+    if trust is not None:
+        trust_meta["signatures"] = sign_sums(tmp, spec.project.name, tag, trust)
     runnable = [b.name for b in spec.project.binaries if b.smoke] or binaries
+    verify = VerifyInfo.from_keys_dir(spec.resolve("keys"), trust_meta) if trust is not None else None
     notes = render_notes(spec.project.title, spec.project.name, tag, commit, version.prerelease, notes_platforms,
-                         binaries, list(spec.project.ship), runnable[0])
+                         binaries, list(spec.project.ship), runnable[0], verify)
     (tmp / NOTES_FILE).write_text(notes, encoding="utf-8")
+    _write_meta(spec, tag, commit, version, found, notes_platforms, trust_meta, tmp)
+
+
+def _write_meta(spec: Spec, tag: str, commit: str, version: TagVersion, found: dict[str, tuple[Path, str]],
+                notes_platforms: list[NotesPlatform], trust_meta: dict[str, Any], tmp: Path) -> None:
     # Archives were hashed once (collect_platform); only the small files written here are hashed now.
     known = {archive.name: digest for archive, digest in found.values()}
+    assets = []
     for path in sorted(tmp.iterdir()):
         if path.name != NOTES_FILE:
             digest = known.get(path.name) or sha256_file(path)
@@ -94,5 +112,6 @@ def _write_release(spec: Spec, tag: str, commit: str, version: TagVersion,
         "platforms": [{"name": p.name, "target": p.target, "archive": p.archive, "sha256": p.sha256,
                        "size": p.size} for p in notes_platforms],
         "assets": assets, "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        **trust_meta,
     }
     (tmp / RELEASE_JSON).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -14,6 +15,59 @@ class NotesPlatform:
     sha256: str
     size: int
     exe_suffix: str
+
+
+@dataclass(frozen=True)
+class VerifyInfo:
+    """The public keys and the signed files a release's notes tell users to check."""
+
+    minisign_key: str  # the base64 line (RW...)
+    allowed_signer: str  # the current allowed_signers line
+    provenance_pem: str
+    provenance_file: str
+    sbom_file: str
+
+    @classmethod
+    def from_keys_dir(cls, keys_dir: Path, trust_meta: dict[str, object]) -> "VerifyInfo":
+        from velofarm.release.keys import ALLOWED_SIGNERS, MINISIGN_PUB, PROVENANCE_PUB
+        minisign = (keys_dir / MINISIGN_PUB).read_text(encoding="utf-8").splitlines()[1].strip()
+        signer = next(line for line in (keys_dir / ALLOWED_SIGNERS).read_text(encoding="utf-8").splitlines()
+                      if line.strip() and not line.startswith("#"))
+        return cls(minisign, signer, (keys_dir / PROVENANCE_PUB).read_text(encoding="utf-8").strip(),
+                   str(trust_meta["provenance"]), str(trust_meta["sbom"]))
+
+
+def _verify_section(v: VerifyInfo, example_archive: str) -> list[str]:
+    from velofarm.release.keys import NAMESPACE, PRINCIPAL
+    ssh_verify = f"ssh-keygen -Y verify -f allowed_signers -I {PRINCIPAL} -n {NAMESPACE} -s SHA256SUMS.sig"
+    return [
+        "## Verify", "",
+        "`SHA256SUMS` is signed by the farm's keys (also in the repository's `keys/` folder); "
+        f"`{v.provenance_file}` says how each archive was built (SLSA provenance) and `{v.sbom_file}` "
+        "lists every crate (CycloneDX). Check the signature first, then the archives against `SHA256SUMS`.", "",
+        "Linux and macOS, with minisign (`apt install minisign`, `brew install minisign`):", "",
+        "```sh", "curl -LO <release-url>/SHA256SUMS -LO <release-url>/SHA256SUMS.minisig",
+        f"minisign -Vm SHA256SUMS -P {v.minisign_key}",
+        "sha256sum --ignore-missing -c SHA256SUMS   # macOS: shasum -a 256 --ignore-missing -c SHA256SUMS",
+        "```", "",
+        "With nothing but OpenSSH 8.1+ (built into macOS and most Linux distributions):", "",
+        "```sh", "curl -LO <release-url>/SHA256SUMS -LO <release-url>/SHA256SUMS.sig",
+        f"echo '{v.allowed_signer}' > allowed_signers", f"{ssh_verify} < SHA256SUMS", "```", "",
+        "Windows (PowerShell, with OpenSSH 9.5+ or Git for Windows; the inbox OpenSSH 7.7 has no `-Y`). "
+        "PowerShell re-encodes what it pipes or redirects, which breaks the signature: let `cmd` redirect, "
+        "and write `allowed_signers` without a BOM:", "",
+        "```powershell",
+        f'[IO.File]::WriteAllText("$PWD\\allowed_signers", \'{v.allowed_signer}\' + "`n")',
+        f'cmd /c "{ssh_verify} < SHA256SUMS"',
+        f"(Get-FileHash -Algorithm SHA256 {example_archive}).Hash.ToLower()   # must equal its line in SHA256SUMS",
+        "```", "",
+        "Everything at once (checksums, both signatures, provenance, SBOM): "
+        "`velofarm verify --keys keys/ <release folder>`. Provenance with cosign: "
+        f"`cosign verify-blob-attestation --key provenance.pub --signature {v.provenance_file} "
+        f"--type slsaprovenance1 --insecure-ignore-tlog=true {example_archive}`.", "",
+        "Public keys:", "", "```", f"minisign  {v.minisign_key}", f"ssh       {v.allowed_signer}", "```", "",
+        "```", v.provenance_pem, "```", "",
+    ]
 
 
 def _human(size: int) -> str:
@@ -45,7 +99,7 @@ def _windows_steps(p: NotesPlatform, folder: str, run: str) -> list[str]:
 
 def render_notes(title: str, project: str, tag: str, commit: str, prerelease: bool,
                  platforms: list[NotesPlatform], binaries: list[str], ship: list[str],
-                 run_binary: str) -> str:
+                 run_binary: str, verify: VerifyInfo | None = None) -> str:
     """Markdown notes for exactly the platforms built: install steps, checksums, layout, binaries."""
     lines = [f"# {title} {tag}", ""]
     if prerelease:
@@ -58,6 +112,8 @@ def render_notes(title: str, project: str, tag: str, commit: str, prerelease: bo
         # A Windows binary is installed the Windows way even when a Linux worker built it.
         steps = _windows_steps if p.exe_suffix == ".exe" else _unix_steps
         lines += [f"### {p.name} (`{p.target}`)", ""] + steps(p, folder, run_binary) + [""]
+    if verify is not None and platforms:
+        lines += _verify_section(verify, platforms[0].archive)
     lines += ["## Checksums (SHA-256)", "", "| archive | size | sha256 |", "|---|---|---|"]
     lines += [f"| `{p.archive}` | {_human(p.size)} | `{p.sha256}` |" for p in platforms]
     lines += ["", "## Archive layout", "", "```", f"{project}-{tag}-<target>/"]
