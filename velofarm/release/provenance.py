@@ -109,9 +109,11 @@ def pae(payload_type: str, payload: bytes) -> bytes:
 
 
 def sign_envelope(statement: dict[str, Any], key: ec.EllipticCurvePrivateKey) -> str:
-    """One `.intoto.jsonl` line: the DSSE envelope of the statement (ECDSA P-256, SHA-256, DER)."""
+    """One `.intoto.jsonl` line: the DSSE envelope of the statement (ECDSA P-256, SHA-256, DER signature)."""
     payload = json.dumps(statement, sort_keys=True, separators=(",", ":")).encode()
-    signature = key.sign(pae(PAYLOAD_TYPE, payload), ec.ECDSA(hashes.SHA256()))
+    # RFC 6979 deterministic ECDSA: the same statement gives the same envelope, so assembling a
+    # release twice gives the same SHA256SUMS (and the same signatures of it).
+    signature = key.sign(pae(PAYLOAD_TYPE, payload), ec.ECDSA(hashes.SHA256(), deterministic_signing=True))
     envelope = {"payloadType": PAYLOAD_TYPE, "payload": base64.b64encode(payload).decode(),
                 "signatures": [{"keyid": provenance_key_id(key.public_key()),
                                 "sig": base64.b64encode(signature).decode()}]}
