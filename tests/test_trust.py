@@ -239,3 +239,52 @@ def test_a_moved_tag_fails_assembly(farm: TrustFarm) -> None:
     git("tag", "-f", TAG, cwd=src)
     with pytest.raises(ReleaseError, match=f"tag {TAG}: now points to .*, but this release built {farm.commit}"):
         farm.assemble(farm.root / "staging" / TAG)
+
+
+def _resign(farm: TrustFarm, release: Path) -> None:
+    """Rewrite SHA256SUMS for the files it lists and sign it again with the farm's real keys, as a
+    careless (or hostile) insider would: only the provenance and SBOM checks can then catch it."""
+    from velofarm.release.checksums import checksum_line, parse_sums, sha256_file
+    from velofarm.release.keys import load_signing_keys
+    from velofarm.release.signatures import minisign_sign, sshsig_sign
+    names = parse_sums((release / SUMS_FILE).read_text(), SUMS_FILE)
+    data = "".join(checksum_line(sha256_file(release / n), n) for n in sorted(names)).encode()
+    (release / SUMS_FILE).write_bytes(data)
+    keys = load_signing_keys(farm.secrets, farm.keys)
+    comment = (release / "SHA256SUMS.minisig").read_text().splitlines()[2].removeprefix("trusted comment: ")
+    (release / "SHA256SUMS.minisig").write_text(minisign_sign(keys.minisign_id, keys.minisign, data, comment))
+    (release / "SHA256SUMS.sig").write_text(sshsig_sign(keys.ssh, data, NAMESPACE))
+    meta = json.loads((release / RELEASE_JSON).read_text())
+    for asset in meta["assets"]:
+        asset["size"], asset["sha256"] = (release / asset["name"]).stat().st_size, sha256_file(release / asset["name"])
+    (release / RELEASE_JSON).write_text(json.dumps(meta))
+
+
+def test_provenance_whose_subject_is_not_an_archive_fails(farm: TrustFarm, release: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    from velofarm.release.keys import load_signing_keys
+    from velofarm.release.provenance import sign_envelope
+    path = release / f"demo-{TAG}.intoto.jsonl"
+    statement = json.loads(base64.b64decode(json.loads(path.read_text())["payload"]))
+    statement["subject"][0]["digest"]["sha256"] = "0" * 64
+    path.write_text(sign_envelope(statement, load_signing_keys(farm.secrets, farm.keys).provenance))
+    _resign(farm, release)
+    code, out = verify(capsys, str(release), "--keys", str(farm.keys))
+    assert code == 1
+    name = statement["subject"][0]["name"]
+    assert f"FAIL demo-{TAG}.intoto.jsonl: subject {name} has SHA-256 {'0' * 64}, but the archive has" in out
+
+
+def test_an_sbom_of_another_cargo_lock_fails(farm: TrustFarm, release: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    from velofarm.release.sbom import build_sbom
+    sbom = json.loads((release / f"demo-{TAG}.cdx.json").read_text())
+    archives = {c["name"]: (c["hashes"][0]["content"], {}) for c in sbom["components"] if c["type"] == "file"}
+    other_lock = CARGO_LOCK.replace("1.0.11", "1.0.10").encode()
+    (release / f"demo-{TAG}.cdx.json").write_text(build_sbom("demo", "1.2.3", TAG, farm.commit, COMMIT_TIME,
+                                                             other_lock, archives))
+    _resign(farm, release)
+    code, out = verify(capsys, str(release), "--keys", str(farm.keys))
+    assert code == 1
+    assert (f"FAIL demo-{TAG}.cdx.json: lists a Cargo.lock with SHA-256 {hashlib.sha256(other_lock).hexdigest()}, "
+            "but the provenance says the build used") in out
