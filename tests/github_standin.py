@@ -133,8 +133,12 @@ class GitHubStandIn:
     """Start with `with GitHubStandIn() as gh:`; point a client at `gh.api_url`."""
 
     def __init__(self, repo: str = "acme/velostream", token: str = TOKEN, *, immutable: bool = False,
-                 max_per_page: int = 100, api_prefix: str = "", uploads_prefix: str = "") -> None:
+                 max_per_page: int = 100, api_prefix: str = "", uploads_prefix: str = "",
+                 keep_data: bool = False) -> None:
         self.repo, self.token, self.immutable = repo.lower(), token, immutable
+        # keep_data: uploaded bytes are kept and served at browser_download_url (github.com's web
+        # download, outside the API description), for clients that download a release.
+        self.keep_data: dict[tuple[str, str], bytes] | None = {} if keep_data else None
         self.max_per_page = max_per_page
         self.api_prefix, self.uploads_prefix = api_prefix, uploads_prefix
         self.releases: list[StoredRelease] = []
@@ -202,6 +206,9 @@ class GitHubStandIn:
     # -- serving ------------------------------------------------------------------------------------
     def serve(self, h: _Handler) -> None:
         split = urllib.parse.urlsplit(h.path)
+        web = re.fullmatch(rf"/{re.escape(self.repo)}/releases/download/([^/]+)/([^/]+)", split.path, re.IGNORECASE)
+        if h.host == "api" and h.command == "GET" and web and self.keep_data is not None:
+            return self._serve_download(h, *(urllib.parse.unquote(g) for g in web.groups()))
         prefix = self.api_prefix if h.host == "api" else self.uploads_prefix
         path = split.path[len(prefix):] if split.path.startswith(prefix) else "\0"
         kind, template, params = route(h.host, h.command, path)
@@ -447,10 +454,12 @@ class GitHubStandIn:
         cut = c.length // 2 if f is not None and f.action == "drop" and not f.after else c.length
         self._lock.release()  # stream the body without blocking other requests
         try:
-            digest, got = hashlib.sha256(), 0
+            digest, got, kept = hashlib.sha256(), 0, []
             while got < cut and (chunk := c.h.rfile.read(min(cut - got, 1 << 20))):
                 digest.update(chunk)
                 got += len(chunk)
+                if self.keep_data is not None:
+                    kept.append(chunk)
         finally:
             self._lock.acquire()
         c.length -= got  # left unread: only when the fault cuts the body
@@ -460,7 +469,20 @@ class GitHubStandIn:
         if f is not None and f.action == "corrupt":
             asset.digest = "sha256:" + hashlib.sha256(b"corrupted in transit").hexdigest()
         asset.state = "uploaded"
+        if self.keep_data is not None:
+            self.keep_data[(rel.tag_name, name)] = b"".join(kept)
         return 201, {}, self.asset_json(rel, asset)
+
+    def _serve_download(self, h: _Handler, tag: str, name: str) -> None:
+        with self._lock:
+            published = any(r.tag_name == tag and not r.draft for r in self.releases)
+            data = self.keep_data.get((tag, name)) if self.keep_data is not None and published else None
+        h.send_response(200 if data is not None else 404)
+        body = data if data is not None else b"Not Found"
+        h.send_header("Content-Type", "application/octet-stream")
+        h.send_header("Content-Length", str(len(body)))
+        h.end_headers()
+        h.wfile.write(body)
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -68,3 +68,23 @@ def test_github_publisher_uploads_the_trust_assets_once(farm: TrustFarm) -> None
         writes = len(gh.writes())
         GitHubPublisher("acme/demo", TOKEN, api_url=gh.api_url, sleep=lambda s: None).publish(release)
         assert gh.snapshot() == first and len(gh.writes()) == writes  # the re-run changes nothing
+
+
+def test_verify_downloads_a_github_release_and_checks_it(farm: TrustFarm, tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    release = load_release(farm.assemble(farm.root / "staging" / TAG))
+    token = tmp_path / "token"
+    token.write_text(TOKEN)
+    with GitHubStandIn(repo="acme/demo", keep_data=True) as gh:
+        GitHubPublisher("acme/demo", TOKEN, api_url=gh.api_url, sleep=lambda s: None).publish(release)
+        args = ["verify", "--github", "acme/demo", TAG, "--api-url", gh.api_url, "--token-file", str(token),
+                "--keys", str(farm.keys)]
+        assert main([*args, "--commit", farm.commit]) == 0, capsys.readouterr().out
+        capsys.readouterr()
+        assert main([*args, "--commit", "f" * 40]) == 1
+        assert f"built from commit {farm.commit}, but the release is {'f' * 40}" in capsys.readouterr().out
+        archive = next(n for n in gh.keep_data or {} if n[1].endswith(".zip"))
+        gh.keep_data[archive] = b"PK tampered"  # type: ignore[index]
+        assert main(args) == 1
+        assert f"FAIL {archive[1]}: SHA-256 does not match SHA256SUMS" in capsys.readouterr().out
+        assert gh.validation_errors == []

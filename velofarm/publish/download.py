@@ -46,20 +46,21 @@ def download_directory_release(url: str, dest: Path) -> Path:
 
 
 def download_github_release(api_url: str, repo: str, tag: str, dest: Path, token: str | None = None) -> Path:
-    """A GitHub release's assets (and its body as RELEASE_NOTES.md); GitHub keeps no release.json."""
+    """A published GitHub release's assets, from their public download URLs as a user gets them (the
+    token, if any, only reads the release), and its body as RELEASE_NOTES.md; GitHub keeps no release.json."""
     headers = {"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": "2022-11-28"}
     if token:
         headers["Authorization"] = f"Bearer {token}"
     where = f"{api_url.rstrip('/')}/repos/{repo}/releases/tags/{urllib.parse.quote(tag)}"
     try:
         release = json.loads(_get(where, headers))
-        assets = [(_safe_name(a["name"], where), str(a["url"])) for a in release["assets"]]
+        assets = [(_safe_name(a["name"], where), str(a["browser_download_url"])) for a in release["assets"]]
     except (ValueError, KeyError, TypeError):
         raise PublishError(f"{where}: not a GitHub release") from None
     dest.mkdir(parents=True, exist_ok=True)
     for name, url in assets:
         tmp = dest / f".{name}.part-{os.getpid()}"
-        tmp.write_bytes(_get(url, {**headers, "Accept": "application/octet-stream"}))
+        tmp.write_bytes(_get(url))
         shutil.move(tmp, dest / name)
     (dest / NOTES_FILE).write_text(str(release.get("body") or ""), encoding="utf-8")
     return dest

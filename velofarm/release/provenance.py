@@ -160,7 +160,7 @@ def check_statement(statement: dict[str, Any], archives: dict[str, str], commit:
     deps = statement.get("predicate", {}).get("buildDefinition", {}).get("resolvedDependencies", [])
     commits = [d.get("digest", {}).get("gitCommit") for d in deps if "gitCommit" in d.get("digest", {})]
     if len(commits) != 1 or (commit is not None and commits != [commit]):
-        problems.append(f"{where}: built from commit {commits[0] if commits else 'none'}, but release.json says {commit}")
+        problems.append(f"{where}: built from commit {commits[0] if commits else 'none'}, but the release is {commit}")
     return problems
 
 
