@@ -10,7 +10,7 @@ from typing import Any
 from buildbot.plugins import steps, util
 
 from velofarm.buildmaster.records import RecordBuilds
-from velofarm.buildmaster.steps import PublishRelease, ReleaseTrigger, ResolveTag
+from velofarm.buildmaster.steps import CheckSigningKeys, PublishRelease, ReleaseTrigger, ResolveTag
 from velofarm.buildmaster.uploads import UploadArtifact
 from velofarm.spec.farm import Spec
 from velofarm.spec.job import archive_name, build_job, stage_name
@@ -111,6 +111,8 @@ def release_factory(spec: Spec, artifacts_root: Path, staging_root: Path) -> uti
     spec_path = str(spec.path)
     f.addStep(ResolveTag(name="resolve tag", repo_url=spec.repo_url, tag_pattern=spec.release.tag_pattern,
                          haltOnFailure=True))
+    f.addStep(CheckSigningKeys(name="check signing keys", secrets_dir=str(spec.resolve(spec.master.secrets_dir)),
+                               keys_dir=str(spec.resolve("keys")), haltOnFailure=True))
     f.addStep(ReleaseTrigger(
         name="build platforms", schedulerNames=[f"platform-{name}" for name in spec.platforms],
         waitForFinish=True, haltOnFailure=True,

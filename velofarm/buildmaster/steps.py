@@ -130,3 +130,29 @@ class ResolveTag(BuildStep):
         self.setProperty("tag_commit", commit, "ResolveTag")
         self.descriptionDone = [f"{decision.tag} is {commit[:12]}"]
         return SUCCESS
+
+
+class CheckSigningKeys(BuildStep):
+    """Fails a release in seconds, before any platform builds, when the farm could not sign it:
+    a missing or world-readable key, or one that does not match the public keys in keys/."""
+
+    def __init__(self, secrets_dir: str, keys_dir: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.secrets_dir = secrets_dir
+        self.keys_dir = keys_dir
+
+    @defer.inlineCallbacks
+    def run(self) -> Any:
+        from velofarm.release.keys import load_signing_keys, minisign_key_id_hex
+        from velofarm.secretstore import SecretStore
+
+        log = yield self.addLog("stdio")
+        try:
+            keys = yield threads.deferToThread(load_signing_keys, SecretStore(Path(self.secrets_dir)),
+                                               Path(self.keys_dir))
+        except VelofarmError as exc:
+            yield log.addStderr(f"error: {exc}\n")
+            self.descriptionDone = ["signing keys unusable"]
+            return FAILURE
+        yield log.addStdout(f"signing keys match {self.keys_dir} (minisign key {minisign_key_id_hex(keys.minisign_id)})\n")
+        return SUCCESS
