@@ -58,6 +58,7 @@ def run_demo(directory: Path, once: bool, spec_template: Path) -> int:
     prepare_dir(directory)
     farm = write_farm(directory, spec_template, platforms)
     farm.init_repo()
+    print(f"keys      {farm.root / 'keys'} (private halves in {farm.secrets.directory}, mode 0600)")
     print(f"building  {', '.join(platforms)} in {directory}")
     try:
         farm.start_all()
