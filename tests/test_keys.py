@@ -11,6 +11,7 @@ from conftest import need
 from trustfarm import TAG, make_trust_farm
 
 from velofarm.cli.main import main
+from velofarm.errors import ReleaseError
 from velofarm.release.keys import NAMESPACE, PRINCIPAL
 from velofarm.release.model import SUMS_FILE
 
@@ -61,3 +62,14 @@ def test_rotate_keeps_old_releases_verifiable(tmp_path: Path, capsys: pytest.Cap
     # Only the retired key verifies the old release: the new one alone does not.
     assert main(["verify", str(old), "--key", str(farm.keys / "minisign.pub"), "--key",
                  str(farm.keys / "provenance.pub"), "--key", str(farm.keys / "ssh.pub")]) == 1
+
+
+def test_rotate_replaces_a_leaked_key(tmp_path: Path) -> None:
+    farm = make_trust_farm(tmp_path / "farm")
+    farm.secrets.path("signing-ssh.key").chmod(0o644)  # readable by others: treat it as leaked
+    with pytest.raises(ReleaseError, match="signing-ssh.key: secret file is readable by others"):
+        farm.assemble(farm.root / "staging" / TAG)
+    from velofarm.release.keys import rotate_keys
+    rotate_keys(farm.secrets, farm.keys)
+    assert stat.S_IMODE(farm.secrets.path("signing-ssh.key").stat().st_mode) == 0o600
+    assert (farm.assemble(farm.root / "staging" / TAG) / "SHA256SUMS.sig").is_file()

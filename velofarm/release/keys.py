@@ -170,16 +170,24 @@ def init_keys(store: SecretStore, keys_dir: Path) -> SigningKeys:
 
 
 def rotate_keys(store: SecretStore, keys_dir: Path) -> SigningKeys:
-    """New keys; the old public keys move to keys/retired/ and stay trusted for old releases."""
-    old = load_signing_keys(store, keys_dir)
+    """New keys; the old public keys move to keys/retired/ and stay trusted for old releases.
+    Works from the public files alone, so a lost or leaked private key can be replaced."""
+    for name in (MINISIGN_PUB, SSH_PUB, PROVENANCE_PUB, ALLOWED_SIGNERS):
+        _public_file(keys_dir, name)  # every public file present, or nothing is touched
+    old_id, _ = parse_minisign_public(_public_file(keys_dir, MINISIGN_PUB), str(keys_dir / MINISIGN_PUB))
+    old_provenance = serialization.load_pem_public_key(_public_file(keys_dir, PROVENANCE_PUB).encode())
+    if not isinstance(old_provenance, ec.EllipticCurvePublicKey):
+        raise ReleaseError(f"{keys_dir / PROVENANCE_PUB}: not an ECDSA public key")
+    signers = _public_file(keys_dir, ALLOWED_SIGNERS).splitlines()
     retired = keys_dir / RETIRED
     retired.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d%H%M%S", time.gmtime())
-    for name, new in ((MINISIGN_PUB, f"minisign-{minisign_key_id_hex(old.minisign_id)}.pub"),
-                      (PROVENANCE_PUB, f"provenance-{provenance_key_id(old.provenance.public_key())[:16]}.pub"),
+    for name, new in ((MINISIGN_PUB, f"minisign-{minisign_key_id_hex(old_id)}.pub"),
+                      (PROVENANCE_PUB, f"provenance-{provenance_key_id(old_provenance)[:16]}.pub"),
                       (SSH_PUB, f"ssh-{stamp}.pub")):
         os.replace(keys_dir / name, retired / new)
-    signers = (keys_dir / ALLOWED_SIGNERS).read_text(encoding="utf-8").splitlines()
+    for name in (MINISIGN_SECRET, SSH_SECRET, PROVENANCE_SECRET):
+        store.path(name).unlink(missing_ok=True)  # replaced below, even when others could read them
     kept = [line for line in signers if line.strip() and not line.startswith("#")]
     keys = generate_keys()
     install_keys(keys, store, keys_dir, [f"# retired {stamp}"] + kept)
