@@ -88,3 +88,20 @@ def test_verify_downloads_a_github_release_and_checks_it(farm: TrustFarm, tmp_pa
         assert main(args) == 1
         assert f"FAIL {archive[1]}: SHA-256 does not match SHA256SUMS" in capsys.readouterr().out
         assert gh.validation_errors == []
+
+
+def test_publish_by_hand_refuses_a_tampered_signature(farm: TrustFarm, tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    staging = farm.assemble(farm.root / "staging" / TAG)
+    args = ["publish", str(staging), "--to", "directory", "--dest", str(tmp_path / "releases"),
+            "--keys", str(farm.keys)]
+    sig = staging / "SHA256SUMS.sig"
+    good = sig.read_text()
+    line = good.splitlines()[3]  # inside the signature bytes
+    sig.write_text(good.replace(line, line[:7] + ("A" if line[7] != "A" else "B") + line[8:], 1))
+    assert main(args) == 1
+    assert "SHA256SUMS.sig: " in capsys.readouterr().err
+    assert not (tmp_path / "releases").exists()  # nothing published
+    sig.write_text(good)
+    assert main(args) == 0
+    assert main(["verify", str(tmp_path / "releases" / TAG), "--keys", str(farm.keys)]) == 0

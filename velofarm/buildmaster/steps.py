@@ -87,11 +87,13 @@ class PublishRelease(BuildStep):
 def publish_release_dir(spec_path: str, directory: str, token: str | None, emit: Any) -> Any:
     """Load, verify and publish one release folder (runs in a thread)."""
     from velofarm.publish.select import publisher_for
+    from velofarm.release.keys import load_trusted_keys
     from velofarm.release.verify import load_release
     from velofarm.spec.farm import load_spec
-
     spec = load_spec(spec_path)
-    release = load_release(Path(directory))
+    # The signatures, provenance and SBOM are checked against keys/ once more right before
+    # anything leaves the master: a tampered staging folder is never published.
+    release = load_release(Path(directory), load_trusted_keys(spec.resolve("keys")))
     emit(f"publishing {release.tag} ({len(release.assets)} assets) with the {spec.release.publisher} publisher")
     outcome = publisher_for(spec, token, emit).publish(release)
     for action in outcome.actions:

@@ -76,8 +76,16 @@ def cmd_release_assemble(args: argparse.Namespace) -> int:
 
 def cmd_publish(args: argparse.Namespace) -> int:
     from velofarm.publish.directory import DirectoryPublisher
+    from velofarm.release.keys import load_trusted_keys
     from velofarm.release.verify import load_release
-    release = load_release(Path(args.release_dir))
+    if args.unsigned:
+        trusted = None
+    elif args.keys or Path("keys").is_dir():
+        trusted = load_trusted_keys(Path(args.keys or "keys"))
+    else:
+        raise VelofarmError("publish: no keys/ here to check the release's signatures with; pass --keys DIR "
+                            "(or --unsigned for a release made without signing)")
+    release = load_release(Path(args.release_dir), trusted)
     if args.to == "directory":
         if not args.dest:
             raise VelofarmError("--to directory needs --dest FOLDER")
@@ -141,6 +149,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--api-url", default="https://api.github.com", help="GitHub Enterprise: https://HOST/api/v3")
     p.add_argument("--token-file", help="a file holding the token (never pass a token on the command line)")
     p.add_argument("--dest", help="the releases folder (directory)")
+    p.add_argument("--keys", help="the farm's public keys, to check the signatures first (default: ./keys)")
+    p.add_argument("--unsigned", action="store_true", help="publish a release made without signing")
     p = add("verify", cmd_verify, "check a release: checksums, both signatures, provenance, SBOM "
             "(exit 0 ok, 1 verification failed, 2 bad input)", spec=False)
     from velofarm.cli.verify import add_verify_arguments

@@ -102,10 +102,11 @@ def _check_sums(directory: Path, meta: dict[str, Any]) -> list[str]:
     return problems
 
 
-def load_release(directory: Path) -> Release:
-    """A verified Release for publishers; ReleaseError listing every problem otherwise."""
+def load_release(directory: Path, trusted: TrustedKeys | None = None) -> Release:
+    """A verified Release for publishers; ReleaseError listing every problem otherwise. With `trusted`
+    keys, a bad or missing signature, provenance or SBOM is such a problem too."""
     directory = Path(directory)
-    problems = verify_release(directory)
+    problems = verify_release(directory, trusted)
     if problems:
         raise ReleaseError(f"{directory}: does not verify:\n  " + "\n  ".join(problems))
     meta = _load_meta(directory)
