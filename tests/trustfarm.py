@@ -58,7 +58,7 @@ class TrustFarm:
     def assemble(self, out: Path, tag: str = TAG) -> Path:
         trust = load_trust(self.secrets.directory, self.keys, self.records, list(self.spec.platforms),
                            self.spec.repo_url, tag, self.commit, self.spec.project.manifest, self.root / "cache")
-        return assemble_release(self.spec, tag, self.commit, self.root / "artifacts", out, trust)
+        return assemble_release(self.spec, tag, self.commit, self.root / "artifacts", out, trust=trust)
 
 
 def _archive(name: str, top: str, files: dict[str, bytes]) -> bytes:

@@ -113,6 +113,13 @@ def release_factory(spec: Spec, artifacts_root: Path, staging_root: Path) -> uti
                          haltOnFailure=True))
     f.addStep(CheckSigningKeys(name="check signing keys", secrets_dir=str(spec.resolve(spec.master.secrets_dir)),
                                keys_dir=str(spec.resolve("keys")), haltOnFailure=True))
+    # The notes' changelog, before any build: a CHANGELOG.md without the version's section stops
+    # the release here, not after every platform was built. Its log shows what the notes will say.
+    git_cache = str(staging_root.parent / "git-cache")
+    f.addStep(steps.ShellCommand(
+        name="changelog", haltOnFailure=True,
+        command=[sys.executable, "-m", "velofarm.release.changelog", "--spec", spec_path, "--tag", TAG,
+                 "--commit", util.Property("tag_commit"), "--git-cache", git_cache]))
     f.addStep(ReleaseTrigger(
         name="build platforms", schedulerNames=[f"platform-{name}" for name in spec.platforms],
         waitForFinish=True, haltOnFailure=True,
@@ -128,7 +135,7 @@ def release_factory(spec: Spec, artifacts_root: Path, staging_root: Path) -> uti
         name="verify and assemble", haltOnFailure=True,
         command=velofarm_command("release-assemble", "--spec", spec_path, "--tag", TAG,
                                  "--commit", util.Property("tag_commit"), "--artifacts", str(artifacts_root),
-                                 "--out", staging, "--records", records,
+                                 "--out", staging, "--git-cache", git_cache, "--records", records,
                                  "--source-cache", str(staging_root.parent / "sources"))))
     f.addStep(PublishRelease(name="publish", spec_path=spec_path, directory=staging,
                              token=util.Secret(spec.release.github_token_secret)

@@ -56,6 +56,7 @@ def cmd_resolve_tag(args: argparse.Namespace) -> int:
 def cmd_release_assemble(args: argparse.Namespace) -> int:
     from velofarm.release.assemble import assemble_release
     from velofarm.release.attest import load_trust
+    from velofarm.release.changelog import release_changes
     spec = _spec(args)
     trust = None
     if not args.unsigned:
@@ -65,7 +66,8 @@ def cmd_release_assemble(args: argparse.Namespace) -> int:
         trust = load_trust(spec.resolve(spec.master.secrets_dir), spec.resolve("keys"), Path(args.records),
                            list(spec.platforms), spec.repo_url, args.tag, args.commit, spec.project.manifest,
                            Path(args.source_cache or Path(args.out).parent / ".source-cache"))
-    out = assemble_release(spec, args.tag, args.commit, Path(args.artifacts), Path(args.out), trust)
+    changes = release_changes(spec, args.tag, args.commit, Path(args.git_cache)) if args.git_cache else None
+    out = assemble_release(spec, args.tag, args.commit, Path(args.artifacts), Path(args.out), changes, trust)
     meta = json.loads((out / "release.json").read_text(encoding="utf-8"))
     print(f"release {meta['tag']} assembled in {out}: every archive matches its .sha256; "
           f"prerelease={meta['prerelease']}")
@@ -139,6 +141,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("release-assemble", cmd_release_assemble, "collect and verify artifacts into a release folder")
     for opt in ("--tag", "--commit", "--artifacts", "--out"):
         p.add_argument(opt, required=True)
+    p.add_argument("--git-cache", help="folder for a mirror of the project's tags (the changelog); "
+                   "without it the notes list no changes")
     p.add_argument("--records", help="the coordinator's build records (JSON) for the provenance")
     p.add_argument("--source-cache", help="where the master fetches the tag to read Cargo.lock (a bare repo)")
     p.add_argument("--unsigned", action="store_true", help="no signatures, provenance or SBOM")
@@ -171,9 +175,10 @@ def build_parser() -> argparse.ArgumentParser:
 def extra_commands() -> list:  # type: ignore[type-arg]
     """Command groups kept in their own modules; each adds its subparsers."""
     from velofarm.cli import keys as cli_keys
+    from velofarm.cli import plan as cli_plan
     from velofarm.cli import users as cli_users
     from velofarm.cli import workers as cli_workers
-    return [cli_users.register, cli_workers.register, cli_keys.register]
+    return [cli_users.register, cli_workers.register, cli_plan.register, cli_keys.register]
 
 
 def main(argv: list[str] | None = None) -> int:

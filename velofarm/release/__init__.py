@@ -6,6 +6,8 @@ command (`verify`, `publish`, `keys`). Pure: standard library, the shared leaves
 
 Entry points: `assemble.assemble_release()`; `verify.verify_release()` / `verify.load_release()`;
 `dashboard_data` (what the Releases page shows, from Buildbot's database rows);
-`keys` (init, rotate, load), `attest.load_trust()` + `attest` (SBOM, provenance, signatures, written
-during assembly), `trustcheck.check_trust()` (what `verify` checks with the public keys).
+`changelog.release_changes()` / `changes_of()` (what changed, from `history.GitHistory`: plain git
+through subprocess); `plan.make_plan()` (`velofarm plan`); `keys` (init, rotate, load),
+`attest.load_trust()` + `attest` (SBOM, provenance, signatures, written during assembly),
+`trustcheck.check_trust()` (what `verify` checks with the public keys).
 """

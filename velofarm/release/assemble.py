@@ -10,10 +10,12 @@ from pathlib import Path
 from typing import Any
 
 from velofarm.errors import ReleaseError
+from velofarm.publish.links import asset_url, release_page_url
 from velofarm.release.attest import TrustInputs, sign_sums, write_attestations
+from velofarm.release.changelog import Changes, changes_heading, render_changes
 from velofarm.release.checksums import checksum_line, read_checksum_file, sha256_file
 from velofarm.release.model import NOTES_FILE, RELEASE_JSON, SUMS_FILE
-from velofarm.release.notes import NotesPlatform, VerifyInfo, render_notes
+from velofarm.release.notes import NotesIntro, NotesPlatform, VerifyInfo, render_notes
 from velofarm.spec.farm import Spec
 from velofarm.spec.job import archive_name
 from velofarm.tags.semver import TagVersion, parse_tag
@@ -47,9 +49,13 @@ def _link_or_copy(src: Path, dst: Path) -> None:
 
 
 def assemble_release(spec: Spec, tag: str, commit: str, artifacts_root: Path, out: Path,
-                     trust: TrustInputs | None = None) -> Path:
+                     changes: Changes | None = None, trust: TrustInputs | None = None) -> Path:
     """Write `out` (which must not exist) as a complete, verified release directory; with `trust`,
-    also signed (SHA256SUMS.minisig, SHA256SUMS.sig) and attested (provenance, SBOM)."""
+    also signed (SHA256SUMS.minisig, SHA256SUMS.sig) and attested (provenance, SBOM).
+
+    `changes` (changelog.collect_changes) opens the notes and goes into release.json; without it
+    the notes say nothing of what changed.
+    """
     version = parse_tag(tag)
     if version is None:
         raise ReleaseError(f"tag {tag}: not v + a semantic version (vMAJOR.MINOR.PATCH[-PRE][+BUILD])")
@@ -60,15 +66,22 @@ def assemble_release(spec: Spec, tag: str, commit: str, artifacts_root: Path, ou
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     try:
-        _write_release(spec, tag, commit, version, found, tmp, trust)
+        _write_release(spec, tag, commit, version, found, tmp, changes, trust)
         os.replace(tmp, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out
 
 
+def _intro(changes: Changes | None) -> NotesIntro:
+    if changes is None:
+        return NotesIntro()
+    return NotesIntro(changes.annotation, changes_heading(changes), render_changes(changes))
+
+
 def _write_release(spec: Spec, tag: str, commit: str, version: TagVersion,
-                   found: dict[str, tuple[Path, str]], tmp: Path, trust: TrustInputs | None) -> None:
+                   found: dict[str, tuple[Path, str]], tmp: Path, changes: Changes | None,
+                   trust: TrustInputs | None) -> None:
     notes_platforms, sums = [], []
     for name, (archive, digest) in found.items():
         platform = spec.platforms[name]
@@ -77,7 +90,7 @@ def _write_release(spec: Spec, tag: str, commit: str, version: TagVersion,
         size = archive.stat().st_size
         sums.append(checksum_line(digest, archive.name))
         notes_platforms.append(NotesPlatform(name, platform.target, platform.os, archive.name, digest, size,
-                                             platform.exe_suffix))
+                                             platform.exe_suffix, asset_url(spec.release, tag, archive.name)))
     binaries = [b.name for b in spec.project.binaries]
     trust_meta: dict[str, Any] = {}
     if trust is not None:
@@ -89,29 +102,37 @@ def _write_release(spec: Spec, tag: str, commit: str, version: TagVersion,
     if trust is not None:
         trust_meta["signatures"] = sign_sums(tmp, spec.project.name, tag, trust)
     runnable = [b.name for b in spec.project.binaries if b.smoke] or binaries
+    intro = _intro(changes)
     verify = VerifyInfo.from_keys_dir(spec.resolve("keys"), trust_meta) if trust is not None else None
     notes = render_notes(spec.project.title, spec.project.name, tag, commit, version.prerelease, notes_platforms,
-                         binaries, list(spec.project.ship), runnable[0], verify)
+                         binaries, list(spec.project.ship), runnable[0],
+                         sums_url=asset_url(spec.release, tag, SUMS_FILE), intro=intro, verify=verify)
     (tmp / NOTES_FILE).write_text(notes, encoding="utf-8")
-    _write_meta(spec, tag, commit, version, found, notes_platforms, trust_meta, tmp)
+    extra: dict[str, Any] = {"commit": commit, **trust_meta}
+    if changes is not None:  # the Releases page shows it (collapsed) from here
+        extra["changelog"], extra["previous_tag"] = intro.changelog, changes.previous
+    _write_meta(spec, tag, version, found, notes_platforms, extra, tmp)
 
 
-def _write_meta(spec: Spec, tag: str, commit: str, version: TagVersion, found: dict[str, tuple[Path, str]],
-                notes_platforms: list[NotesPlatform], trust_meta: dict[str, Any], tmp: Path) -> None:
+def _write_meta(spec: Spec, tag: str, version: TagVersion, found: dict[str, tuple[Path, str]],
+                notes_platforms: list[NotesPlatform], extra: dict[str, Any], tmp: Path) -> None:
+    """release.json; `extra` holds the commit, the trust assets (signatures, provenance, sbom), the changelog."""
     # Archives were hashed once (collect_platform); only the small files written here are hashed now.
     known = {archive.name: digest for archive, digest in found.values()}
     assets = []
     for path in sorted(tmp.iterdir()):
         if path.name != NOTES_FILE:
             digest = known.get(path.name) or sha256_file(path)
-            assets.append({"name": path.name, "size": path.stat().st_size, "sha256": digest})
+            assets.append({"name": path.name, "size": path.stat().st_size, "sha256": digest,
+                           "url": asset_url(spec.release, tag, path.name)})
     meta: dict[str, Any] = {
         "format": 1, "project": spec.project.name, "title": f"{spec.project.title} {tag}", "tag": tag,
-        "version": version.version, "commit": commit,
+        "version": version.version, "commit": extra["commit"],
         "prerelease": version.prerelease,
         "platforms": [{"name": p.name, "target": p.target, "archive": p.archive, "sha256": p.sha256,
-                       "size": p.size} for p in notes_platforms],
+                       "size": p.size, "url": p.url} for p in notes_platforms],
         "assets": assets, "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        **trust_meta,
+        "release_url": release_page_url(spec.release, tag),
     }
+    meta.update(extra)
     (tmp / RELEASE_JSON).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")

@@ -15,6 +15,16 @@ class NotesPlatform:
     sha256: str
     size: int
     exe_suffix: str
+    url: str = ""  # where the archive is downloaded from (absolute, or relative to the notes)
+
+
+@dataclass(frozen=True)
+class NotesIntro:
+    """What opens the notes: the tag's message and the changelog (see changelog.render_changes)."""
+
+    annotation: str = ""
+    heading: str = ""
+    changelog: str = ""
 
 
 @dataclass(frozen=True)
@@ -37,8 +47,13 @@ class VerifyInfo:
                    str(trust_meta["provenance"]), str(trust_meta["sbom"]))
 
 
-def _verify_section(v: VerifyInfo, example_archive: str) -> list[str]:
+def _verify_section(v: VerifyInfo, example_archive: str, sums_url: str) -> list[str]:
     from velofarm.release.keys import NAMESPACE, PRINCIPAL
+    if sums_url.startswith(("http://", "https://")):
+        fetch_minisig = [f"curl -LO {sums_url} -LO {sums_url}.minisig"]
+        fetch_sshsig = [f"curl -LO {sums_url} -LO {sums_url}.sig"]
+    else:
+        fetch_minisig = fetch_sshsig = ["# SHA256SUMS and its signatures are in the folder that holds these notes"]
     ssh_verify = f"ssh-keygen -Y verify -f allowed_signers -I {PRINCIPAL} -n {NAMESPACE} -s SHA256SUMS.sig"
     return [
         "## Verify", "",
@@ -46,12 +61,12 @@ def _verify_section(v: VerifyInfo, example_archive: str) -> list[str]:
         f"`{v.provenance_file}` says how each archive was built (SLSA provenance) and `{v.sbom_file}` "
         "lists every crate (CycloneDX). Check the signature first, then the archives against `SHA256SUMS`.", "",
         "Linux and macOS, with minisign (`apt install minisign`, `brew install minisign`):", "",
-        "```sh", "curl -LO <release-url>/SHA256SUMS -LO <release-url>/SHA256SUMS.minisig",
+        "```sh", *fetch_minisig,
         f"minisign -Vm SHA256SUMS -P {v.minisign_key}",
         "sha256sum --ignore-missing -c SHA256SUMS   # macOS: shasum -a 256 --ignore-missing -c SHA256SUMS",
         "```", "",
         "With nothing but OpenSSH 8.1+ (built into macOS and most Linux distributions):", "",
-        "```sh", "curl -LO <release-url>/SHA256SUMS -LO <release-url>/SHA256SUMS.sig",
+        "```sh", *fetch_sshsig,
         f"echo '{v.allowed_signer}' > allowed_signers", f"{ssh_verify} < SHA256SUMS", "```", "",
         "Windows (PowerShell, with OpenSSH 9.5+ or Git for Windows; the inbox OpenSSH 7.7 has no `-Y`). "
         "PowerShell re-encodes what it pipes or redirects, which breaks the signature: let `cmd` redirect, "
@@ -74,11 +89,15 @@ def _human(size: int) -> str:
     return f"{size / 1024 / 1024:.1f} MiB" if size >= 1024 * 1024 else f"{size / 1024:.0f} KiB"
 
 
+def _remote(url: str) -> bool:
+    return url.startswith(("http://", "https://"))
+
+
 def _unix_steps(p: NotesPlatform, folder: str, run: str) -> list[str]:
+    fetch = ([f"curl -LO {p.url}", f"curl -LO {p.url}.sha256"] if _remote(p.url)
+             else [f"# {p.archive} and {p.archive}.sha256 are in the folder that holds these notes"])
     return [
-        "```sh",
-        f"curl -LO <release-url>/{p.archive}",
-        f"curl -LO <release-url>/{p.archive}.sha256",
+        "```sh", *fetch,
         f"sha256sum -c {p.archive}.sha256   # macOS: shasum -a 256 -c {p.archive}.sha256",
         f"tar xzf {p.archive}" if p.archive.endswith(".tar.gz") else f"unzip {p.archive}",
         f"./{folder}/{run} --version",
@@ -87,9 +106,10 @@ def _unix_steps(p: NotesPlatform, folder: str, run: str) -> list[str]:
 
 
 def _windows_steps(p: NotesPlatform, folder: str, run: str) -> list[str]:
+    fetch = ([f"Invoke-WebRequest -OutFile {p.archive} {p.url}"] if _remote(p.url)
+             else [f"# {p.archive} is in the folder that holds these notes"])
     return [
-        "```powershell",
-        f"Invoke-WebRequest -OutFile {p.archive} <release-url>/{p.archive}",
+        "```powershell", *fetch,
         f"(Get-FileHash -Algorithm SHA256 {p.archive}).Hash.ToLower()   # must equal {p.sha256}",
         f"Expand-Archive {p.archive} -DestinationPath .",
         f".\\{folder}\\{run}{p.exe_suffix} --version",
@@ -97,25 +117,38 @@ def _windows_steps(p: NotesPlatform, folder: str, run: str) -> list[str]:
     ]
 
 
-def render_notes(title: str, project: str, tag: str, commit: str, prerelease: bool,
-                 platforms: list[NotesPlatform], binaries: list[str], ship: list[str],
-                 run_binary: str, verify: VerifyInfo | None = None) -> str:
-    """Markdown notes for exactly the platforms built: install steps, checksums, layout, binaries."""
+def render_head(title: str, tag: str, commit: str, prerelease: bool, platform_count: int,
+                intro: NotesIntro) -> list[str]:
+    """The notes' opening: title, the tag's message, pre-release warning, the changelog."""
     lines = [f"# {title} {tag}", ""]
+    if intro.annotation:
+        lines += [intro.annotation, ""]
     if prerelease:
         lines += [f"**Pre-release**: `{tag}` carries a pre-release version; it is not marked latest.", ""]
-    lines += [f"Built from commit `{commit}` for {len(platforms)} platform(s).", "",
-              "Verify everything at once: `sha256sum -c SHA256SUMS` "
-              "(macOS: `shasum -a 256 -c SHA256SUMS`).", "", "## Install", ""]
+    lines += [f"Built from commit `{commit}` for {platform_count} platform(s).", ""]
+    if intro.heading:
+        lines += [f"## {intro.heading}", "", intro.changelog.strip("\n"), ""]
+    return lines
+
+
+def render_notes(title: str, project: str, tag: str, commit: str, prerelease: bool,
+                 platforms: list[NotesPlatform], binaries: list[str], ship: list[str],
+                 run_binary: str, sums_url: str = "SHA256SUMS", intro: NotesIntro = NotesIntro(),
+                 verify: VerifyInfo | None = None) -> str:
+    """Markdown notes for exactly the platforms built: changes, install steps, checksums, layout."""
+    lines = render_head(title, tag, commit, prerelease, len(platforms), intro)
+    lines += ["## Install", "",
+              f"Verify everything at once: download [SHA256SUMS]({sums_url}), then `sha256sum -c SHA256SUMS` "
+              "(macOS: `shasum -a 256 -c SHA256SUMS`).", ""]
     for p in platforms:
         folder = p.archive.removesuffix(".tar.gz").removesuffix(".zip")
         # A Windows binary is installed the Windows way even when a Linux worker built it.
         steps = _windows_steps if p.exe_suffix == ".exe" else _unix_steps
         lines += [f"### {p.name} (`{p.target}`)", ""] + steps(p, folder, run_binary) + [""]
     if verify is not None and platforms:
-        lines += _verify_section(verify, platforms[0].archive)
+        lines += _verify_section(verify, platforms[0].archive, sums_url)
     lines += ["## Checksums (SHA-256)", "", "| archive | size | sha256 |", "|---|---|---|"]
-    lines += [f"| `{p.archive}` | {_human(p.size)} | `{p.sha256}` |" for p in platforms]
+    lines += [f"| [`{p.archive}`]({p.url or p.archive}) | {_human(p.size)} | `{p.sha256}` |" for p in platforms]
     lines += ["", "## Archive layout", "", "```", f"{project}-{tag}-<target>/"]
     lines += [f"├── {b}" for b in binaries] + [f"├── {s}" for s in ship] + ["```", ""]
     lines += ["## Binaries", ""] + [f"- `{b}`" for b in binaries] + [""]
