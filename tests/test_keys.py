@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from conftest import need
-from trustfarm import TAG, make_trust_farm
+from support.trustfarm import TAG, make_trust_farm
 
 from velofarm.cli.main import main
 from velofarm.errors import ReleaseError

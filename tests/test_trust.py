@@ -13,7 +13,7 @@ import pytest
 from conftest import need
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from trustfarm import CARGO_LOCK, TAG, TrustFarm, make_trust_farm
+from support.trustfarm import CARGO_LOCK, TAG, TrustFarm, make_trust_farm
 
 from velofarm.cli.main import main
 from velofarm.errors import ReleaseError

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 import pytest
-from farmtools import step_log, steps, wait_release_of
+from support.farmtools import step_log, steps, wait_release_of
 
 from velofarm.cli.localfarm import LocalFarm
 

@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
-from github_standin import TOKEN, GitHubStandIn
-from trustfarm import TAG, TrustFarm, make_trust_farm
+from support.github_standin import TOKEN, GitHubStandIn
+from support.trustfarm import TAG, TrustFarm, make_trust_farm
 
 from velofarm.cli.main import main
 from velofarm.publish.directory import DirectoryPublisher

@@ -1,22 +1,31 @@
-"""Collect every platform's artifacts, verify them, and write one complete release directory."""
+"""Collect every platform's artifacts, verify them, and write one complete release directory.
+
+The release coordinator's "verify and assemble" step runs it on the master (internal plumbing, not
+an ops command):
+
+    python -m velofarm.release.assemble --spec farm.toml --tag TAG --commit SHA --artifacts DIR --out DIR \
+        --records FILE [--source-cache DIR] [--git-cache DIR]     (or --unsigned)
+"""
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import shutil
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from velofarm.errors import ReleaseError
+from velofarm.errors import ReleaseError, VelofarmError
 from velofarm.publish.links import asset_url, release_page_url
-from velofarm.release.attest import TrustInputs, sign_sums, write_attestations
-from velofarm.release.changelog import Changes, changes_heading, render_changes
+from velofarm.release.attest import TrustInputs, load_trust, sign_sums, write_attestations
+from velofarm.release.changelog import Changes, changes_heading, release_changes, render_changes
 from velofarm.release.checksums import checksum_line, read_checksum_file, sha256_file
 from velofarm.release.model import NOTES_FILE, RELEASE_JSON, SUMS_FILE
 from velofarm.release.notes import NotesIntro, NotesPlatform, VerifyInfo, render_notes
-from velofarm.spec.farm import Spec
+from velofarm.spec.farm import Spec, load_spec
 from velofarm.spec.job import archive_name
 from velofarm.tags.semver import TagVersion, parse_tag
 
@@ -136,3 +145,45 @@ def _write_meta(spec: Spec, tag: str, version: TagVersion, found: dict[str, tupl
     }
     meta.update(extra)
     (tmp / RELEASE_JSON).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+
+
+def _trust(spec: Spec, args: argparse.Namespace) -> TrustInputs:
+    """The keys (checked first: a bad key fails before any fetch), the records, the master's fetch of the tag."""
+    if not args.records:
+        raise ReleaseError("--records FILE (the coordinator's build records) is needed to sign and attest; "
+                           "pass --unsigned for a folder without signatures")
+    return load_trust(spec.resolve(spec.master.secrets_dir), spec.resolve("keys"), Path(args.records),
+                      list(spec.platforms), spec.repo_url, args.tag, args.commit, spec.project.manifest,
+                      Path(args.source_cache or Path(args.out).parent / ".source-cache"))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The coordinator's step: assemble, then print every asset; errors are one `error: ` line."""
+    parser = argparse.ArgumentParser(prog="python -m velofarm.release.assemble",
+                                     description="collect and verify artifacts into a release folder")
+    for opt in ("--spec", "--tag", "--commit", "--artifacts", "--out"):
+        parser.add_argument(opt, required=True)
+    parser.add_argument("--git-cache", help="folder for a mirror of the project's tags (the changelog); "
+                        "without it the notes list no changes")
+    parser.add_argument("--records", help="the coordinator's build records (JSON) for the provenance")
+    parser.add_argument("--source-cache", help="where the master fetches the tag to read Cargo.lock (a bare repo)")
+    parser.add_argument("--unsigned", action="store_true", help="no signatures, provenance or SBOM")
+    args = parser.parse_args(argv)
+    try:
+        spec = load_spec(Path(args.spec))
+        trust = None if args.unsigned else _trust(spec, args)
+        changes = release_changes(spec, args.tag, args.commit, Path(args.git_cache)) if args.git_cache else None
+        out = assemble_release(spec, args.tag, args.commit, Path(args.artifacts), Path(args.out), changes, trust)
+    except VelofarmError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    meta = json.loads((out / RELEASE_JSON).read_text(encoding="utf-8"))
+    print(f"release {meta['tag']} assembled in {out}: every archive matches its .sha256; "
+          f"prerelease={meta['prerelease']}")
+    for asset in meta["assets"]:
+        print(f"  {asset['sha256']}  {asset['size']:>10}  {asset['name']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
