@@ -32,7 +32,7 @@ def rfc3339(when: datetime.datetime | None) -> str:
 
 
 class RecordBuilds(BuildStep):
-    """Writes the build records JSON that `velofarm release-assemble --records` reads."""
+    """Writes the build records JSON that `python -m velofarm.release.assemble --records` reads."""
 
     renderables = ["path"]
 
