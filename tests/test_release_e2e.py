@@ -16,7 +16,16 @@ from typing import Any, Iterator
 
 import pytest
 from conftest import FARM_TOML, need, need_host_toolchains
-from support.farmtools import archive_names, quiet_for, release_builds, step_log, steps, tags_released, wait_release_of
+from support.farmtools import (
+    all_step_logs,
+    archive_names,
+    quiet_for,
+    release_builds,
+    step_log,
+    steps,
+    tags_released,
+    wait_release_of,
+)
 
 from velofarm.cli.localfarm import LocalFarm, free_port, git, write_farm
 from velofarm.tags.webhook import signature_of
@@ -105,6 +114,11 @@ def test_the_released_folder_verifies_with_the_real_tools(farm: LocalFarm, v010:
     notes = (release / "RELEASE_NOTES.md").read_text()
     assert "## Verify" in notes and (keys / "minisign.pub").read_text().splitlines()[1] in notes
     assert 'cmd /c "ssh-keygen -Y verify' in notes
+    logs = all_step_logs(farm)  # the private keys never reach a step's output
+    for name in ("signing-minisign.key", "signing-ssh.key", "signing-provenance.key"):
+        secret_lines = [line for line in farm.secrets.path(name).read_text().splitlines()
+                        if len(line) > 40 and "comment" not in line and "-----" not in line]
+        assert secret_lines and not any(line in logs for line in secret_lines), name
 
 
 def test_notes_open_with_the_changelog_computed_before_any_build(farm: LocalFarm, v010: dict[str, Any]) -> None:
