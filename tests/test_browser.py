@@ -242,6 +242,14 @@ def test_release_manager_publishes_from_the_form_and_checks_a_download(farm: Loc
     row = frame.locator('tr[data-tag="v0.1.0"]')
     expect(row).to_have_attribute("data-publish", "published")
     expect(row.locator(".release-location")).to_contain_text("releases/v0.1.0")
+    # What the release recorded in release.json (signatures, provenance, SBOM, changelog) reaches the page.
+    meta = json.loads((farm.root / "releases" / "v0.1.0" / "release.json").read_text())
+    signatures = len(meta["signatures"])
+    expect(row.locator(".fact-signed")).to_have_text(f"yes ({signatures} file{'' if signatures == 1 else 's'})")
+    expect(row.locator(".fact-provenance")).to_have_text(meta["provenance"])
+    expect(row.locator(".fact-sbom")).to_have_text(meta["sbom"])
+    row.locator("td.changelog summary").click()
+    expect(row.locator("td.changelog pre")).to_contain_text(meta["changelog"].strip().splitlines()[-1])
     sums = (farm.root / "releases" / "v0.1.0" / "SHA256SUMS").read_text()
     for platform in HOST_PLATFORMS:
         cell = row.locator(f'td[data-platform="{platform}"]')
