@@ -9,12 +9,13 @@ from typing import Any
 from buildbot.plugins import secrets, util
 
 from velofarm.buildmaster.changes import change_sources
-from velofarm.buildmaster.factories import platform_factory, release_factory
+from velofarm.buildmaster.factories import platform_builders, platform_factory, release_factory
 from velofarm.buildmaster.schedulers import RELEASE_BUILDER, all_schedulers
 from velofarm.buildmaster.uploads import upload_service
 from velofarm.buildmaster.webhook import WebhookService
-from velofarm.buildmaster.workers import COORDINATOR, all_workers
+from velofarm.buildmaster.workers import COORDINATOR, all_workers, other_worker_than
 from velofarm.buildmaster.www import WEBHOOK_SECRET, www_config
+from velofarm.release.authenticode import Authenticode, authenticode_signer
 from velofarm.secretstore import SecretStore
 from velofarm.spec.farm import Spec, load_spec
 
@@ -30,14 +31,25 @@ def secrets_dir(spec: Spec) -> Path:
     return spec.resolve(spec.master.secrets_dir)
 
 
+def authenticode_signer_for(spec: Spec) -> Authenticode | None:
+    """The Authenticode signer when any platform asks for it; refused at config load (before any
+    build starts) when its certificate or key is missing or the key is readable by others."""
+    if not any(p.authenticode for p in spec.platforms.values()):
+        return None
+    return authenticode_signer(secrets_dir(spec), spec.project.title)
+
+
 def builders(spec: Spec, basedir: Path) -> list[Any]:
     artifacts = basedir / spec.master.artifacts_dir
+    signer = authenticode_signer_for(spec)
     result = [
-        util.BuilderConfig(name=p.builder_name, workernames=[w.name for w in spec.workers_for(p.name)],
-                           factory=platform_factory(spec, p, artifacts), collapseRequests=False,
-                           tags=["platform", p.os], description=f"{p.target} ({p.method})",
+        util.BuilderConfig(name=name, workernames=[w.name for w in spec.workers_for(p.name)],
+                           factory=platform_factory(spec, p, artifacts, again, signer if p.authenticode else None),
+                           collapseRequests=False, nextWorker=other_worker_than(p.builder_name, name) if spec.release.reproduce > 1 else None,
+                           tags=["platform", p.os], description=f"{p.target} ({p.method})"
+                           + (", second build for the reproducibility check" if again else ""),
                            properties={"platform": p.name, "target": p.target})
-        for p in spec.platforms.values()
+        for p, name, again in platform_builders(spec)
     ]
     result.append(util.BuilderConfig(name=RELEASE_BUILDER, workernames=[COORDINATOR], collapseRequests=False,
                                      factory=release_factory(spec, artifacts, basedir / "staging"),

@@ -97,6 +97,7 @@ def force_schedulers(spec: Spec) -> list[Any]:
 def all_schedulers(spec: Spec) -> list[Any]:
     result: list[Any] = [TagScheduler(name="tags", tag_pattern=spec.release.tag_pattern,
                                       builderNames=[RELEASE_BUILDER])]
-    result += [schedulers.Triggerable(name=f"platform-{p.name}", builderNames=[p.builder_name])
-               for p in spec.platforms.values()]
+    from velofarm.buildmaster.factories import platform_builders, trigger_scheduler
+    result += [schedulers.Triggerable(name=trigger_scheduler(builder), builderNames=[builder])
+               for _, builder, _ in platform_builders(spec)]
     return result + force_schedulers(spec)

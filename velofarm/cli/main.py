@@ -56,13 +56,27 @@ def cmd_resolve_tag(args: argparse.Namespace) -> int:
 def cmd_release_assemble(args: argparse.Namespace) -> int:
     from velofarm.release.assemble import assemble_release
     spec = _spec(args)
-    out = assemble_release(spec, args.tag, args.commit, Path(args.artifacts), Path(args.out))
+    out = assemble_release(spec, args.tag, args.commit, Path(args.artifacts), Path(args.out),
+                           _build_ids(args.builds))
     meta = json.loads((out / "release.json").read_text(encoding="utf-8"))
     print(f"release {meta['tag']} assembled in {out}: every archive matches its .sha256; "
           f"prerelease={meta['prerelease']}")
     for asset in meta["assets"]:
         print(f"  {asset['sha256']}  {asset['size']:>10}  {asset['name']}")
     return 0
+
+
+def _build_ids(text: str) -> dict[str, list[int]]:
+    """--builds '{"PLATFORM": [BUILD_ID, ...]}': the builds the release triggered."""
+    try:
+        data = json.loads(text)
+        if isinstance(data, dict) and all(isinstance(v, list) and all(isinstance(i, int) for i in v)
+                                          for v in data.values()):
+            return {str(k): list(v) for k, v in data.items()}
+    except ValueError:
+        pass
+    raise VelofarmError(f"--builds: {text!r} is not a JSON object of platform -> [build id, ...], "
+                        'e.g. \'{"linux-x86_64": [17]}\'')
 
 
 def cmd_publish(args: argparse.Namespace) -> int:
@@ -127,6 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("release-assemble", cmd_release_assemble, "collect and verify artifacts into a release folder")
     for opt in ("--tag", "--commit", "--artifacts", "--out"):
         p.add_argument(opt, required=True)
+    p.add_argument("--builds", required=True, help='the builds the release triggered: {"PLATFORM": [BUILD_ID, ...]}')
     p = add("publish", cmd_publish, "(re)publish a verified release folder by hand", spec=False)
     p.add_argument("release_dir")
     p.add_argument("--to", choices=("github", "directory"), required=True)

@@ -54,6 +54,7 @@ class ReleaseSettings:
     github_repo: str = ""
     github_api_url: str = "https://api.github.com"
     github_token_secret: str = "github-token"
+    reproduce: int = 1  # builds per platform that must agree byte for byte before publishing
 
 
 @dataclass(frozen=True)
@@ -336,7 +337,7 @@ def _release(table: Any, where: str) -> ReleaseSettings:
     if not isinstance(table, dict):
         raise SpecError(f"{where}: must be a table")
     _only(table, {"tag_pattern", "publisher", "directory", "github_repo", "github_api_url",
-                  "github_token_secret"}, where)
+                  "github_token_secret", "reproduce"}, where)
     pattern = table.get("tag_pattern", DEFAULT_TAG_PATTERN)
     try:
         re.compile(pattern)
@@ -351,7 +352,11 @@ def _release(table: Any, where: str) -> ReleaseSettings:
     repo = table.get("github_repo", "")
     if publisher == "github" and not re.match(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$", str(repo)):
         raise SpecError(f"{where}.github_repo: set it to OWNER/NAME when publisher = \"github\"")
-    return ReleaseSettings(tag_pattern=pattern, publisher=publisher,
+    reproduce = table.get("reproduce", 1)
+    if reproduce not in (1, 2) or isinstance(reproduce, bool):
+        raise SpecError(f"{where}.reproduce: must be 1 (one build per platform) or 2 (two builds that must be "
+                        f"byte-identical before publishing), got {reproduce!r}")
+    return ReleaseSettings(tag_pattern=pattern, publisher=publisher, reproduce=reproduce,
                            directory=str(table.get("directory", "releases")), github_repo=str(repo),
                            github_api_url=str(table.get("github_api_url", "https://api.github.com")).rstrip("/"),
                            github_token_secret=str(table.get("github_token_secret", "github-token")))
