@@ -116,9 +116,9 @@ def build_platform(name: str, fields: dict[str, Any], where: str) -> Platform:
     authenticode = fields.get("authenticode", False)
     if not isinstance(authenticode, bool):
         raise SpecError(f"{where}.authenticode: must be true or false, got {authenticode!r}")
-    if authenticode and fields["os"] != "windows":
-        raise SpecError(f"{where}.authenticode: only Windows platforms have .exe files to sign; "
-                        "remove authenticode from this platform")
+    if authenticode and fields.get("exe_suffix") != ".exe":
+        raise SpecError(f"{where}.authenticode: only Windows platforms (exe_suffix = \".exe\") have .exe files "
+                        "to sign; remove authenticode from this platform")
     return Platform(
         name=name, target=target, os=fields["os"], method=fields.get("method", "cargo"),
         archive=fields.get("archive", "tar.gz"), exe_suffix=fields.get("exe_suffix", ""),
