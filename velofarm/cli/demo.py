@@ -55,7 +55,8 @@ def run_demo(directory: Path, once: bool, spec_template: Path) -> int:
     if not platforms:
         raise VelofarmError("this host can build none of the platforms; run the fixes above and try again")
     prepare_dir(directory)
-    farm = write_farm(directory, spec_template, platforms)
+    # Each platform is built twice and published only if both archives are byte-identical.
+    farm = write_farm(directory, spec_template, platforms, release={"reproduce": 2})
     farm.init_repo()
     print(f"building  {', '.join(platforms)} in {directory}")
     try:
@@ -117,6 +118,10 @@ def report(farm: LocalFarm, platforms: list[str], release: dict[str, Any], elaps
         took = (build.get("complete_at") or 0) - (build.get("started_at") or 0)
         print(f"  {entry['name']:<20} {entry['archive']:<52} {entry['size'] / 1048576:6.2f} MiB  "
               f"{entry['sha256'][:16]}  built in {took:.0f} s")
+    agreed = meta.get("reproduced", {}).get("platforms", {})
+    if agreed:
+        print(f"reproduced {sum(len(a['agreed']) > 1 for a in agreed.values())} of {len(agreed)} platforms: "
+              + ", ".join(f"{name} (builds {' = '.join(map(str, a['agreed']))})" for name, a in sorted(agreed.items())))
     for problem in problems:
         print(f"  FAIL {problem}", file=sys.stderr)
     print("verified  every checksum, SHA256SUMS and release.json" if not problems else "NOT verified")
