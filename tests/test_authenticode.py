@@ -7,10 +7,12 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from codesigning import SigningPKI, make_pki, osslsigncode_verify, tiny_exe
-from conftest import need
+from codesigning import SigningPKI, install_signer, make_pki, osslsigncode_verify, tiny_exe
+from conftest import FARM_TOML, need
 
-from velofarm.errors import ReleaseError
+from velofarm.buildmaster.config import load_master_config
+from velofarm.cli.localfarm import LocalFarm, write_farm
+from velofarm.errors import ReleaseError, VelofarmError
 from velofarm.release.authenticode import CERT_SECRET, KEY_SECRET, authenticode_signer, sign_archive
 from velofarm.worker_tools import pack
 
@@ -105,3 +107,34 @@ def test_a_key_that_does_not_match_the_certificate_fails_signing_naming_both(pki
         sign_archive(authenticode_signer(secrets, "Demo"), archive, EPOCH)
     assert archive.read_bytes() == before  # nothing half-signed left behind
     assert sorted(p.name for p in (tmp_path / "a").iterdir()) == [f"{TOP}.zip", f"{TOP}.zip.sha256"]
+
+
+def farm_with_authenticode(tmp_path: Path) -> LocalFarm:
+    farm = write_farm(tmp_path / "farm", FARM_TOML, ["linux-x86_64", "windows-x86_64-gnu"])
+    text = farm.spec_path.read_text()
+    farm.spec_path.write_text(text.replace("[platforms.windows-x86_64-gnu]",
+                                           "[platforms.windows-x86_64-gnu]\nauthenticode = true"))
+    return farm
+
+
+def test_the_master_refuses_to_start_without_the_signing_certificate(tmp_path: Path) -> None:
+    farm = farm_with_authenticode(tmp_path)
+    with pytest.raises(ReleaseError, match=f"{farm.secrets.directory / CERT_SECRET}: missing"):
+        load_master_config(farm.root / "master", farm.spec_path)
+
+
+def test_the_master_refuses_a_world_readable_signing_key(pki: SigningPKI, tmp_path: Path) -> None:
+    farm = farm_with_authenticode(tmp_path)
+    install_signer(pki, farm.secrets.directory)
+    (farm.secrets.directory / KEY_SECRET).chmod(0o604)
+    # The secrets folder's own check (SecretStore) or the signer's: either names the key file.
+    with pytest.raises(VelofarmError, match=f"{farm.secrets.directory / KEY_SECRET}: .*readable by others"):
+        load_master_config(farm.root / "master", farm.spec_path)
+    (farm.secrets.directory / KEY_SECRET).chmod(0o600)
+    config = load_master_config(farm.root / "master", farm.spec_path)
+    uploads = [s for b in config["builders"] if b.name == "build-windows-x86_64-gnu" for s in b.factory.steps
+               if s.kwargs.get("name") == "store artifact"]
+    assert uploads and uploads[0].kwargs["signer"].key == farm.secrets.directory / KEY_SECRET
+    linux = [s for b in config["builders"] if b.name == "build-linux-x86_64" for s in b.factory.steps
+             if s.kwargs.get("name") == "store artifact"]
+    assert linux and linux[0].kwargs["signer"] is None  # only the platform that asks is signed
