@@ -23,7 +23,7 @@ from buildbot.process.results import FAILURE, SUCCESS
 from twisted.internet import defer, threads
 
 from bench.events import EventRecorder
-from velofarm.artifacts.store import BuildRecord, commit_incoming
+from velofarm.artifacts.store import BuildIdentity, commit_incoming
 from velofarm.buildmaster.steps import ReleaseTrigger
 from velofarm.buildmaster.uploads import UploadArtifact, UploadReceiver
 from velofarm.errors import VelofarmError
@@ -67,7 +67,7 @@ class CommitArtifacts(BuildStep):
         tag = self.getProperty("tag")
         try:
             # The FileUpload path names its incoming folder by build number (one builder per link).
-            record = BuildRecord(tag=tag, platform=self.platform, build_id=self.build.number,
+            record = BuildIdentity(tag=tag, platform=self.platform, build_id=self.build.number,
                                  build_number=self.build.number, builder=self.build.builder.name,
                                  worker=self.build.workerforbuilder.worker.workername, commit="",
                                  archive=str(self.archive))

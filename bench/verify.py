@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from velofarm.artifacts.store import BuildRecord, commit_incoming, incoming_dir
+from velofarm.artifacts.store import BuildIdentity, commit_incoming, incoming_dir
 from velofarm.cli.localfarm import write_farm
 from velofarm.release.assemble import assemble_release
 from velofarm.spec.farm import load_spec
@@ -63,7 +63,7 @@ def measure(root: Path, emit: Any) -> dict[str, Any]:
         incoming = incoming_dir(store, TAG, name, build_id)
         incoming.mkdir(parents=True)
         _write_archive(incoming / archive)
-        record = BuildRecord(tag=TAG, platform=name, build_id=build_id, build_number=build_id,
+        record = BuildIdentity(tag=TAG, platform=name, build_id=build_id, build_number=build_id,
                              builder=f"build-{name}", worker="bench", commit="0" * 40, archive=archive)
         paths.append(commit_incoming(store, record))  # as the master stores an upload
         builds[name] = [build_id]

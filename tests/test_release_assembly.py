@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from conftest import need
 
-from velofarm.artifacts.store import BuildRecord, commit_incoming, incoming_dir
+from velofarm.artifacts.store import BuildIdentity, commit_incoming, incoming_dir
 from velofarm.errors import ReleaseError
 from velofarm.release.assemble import assemble_release
 from velofarm.release.checksums import checksum_line, parse_sums, read_checksum_file
@@ -66,7 +66,7 @@ def store_build(root: Path, spec: Spec, tag: str, name: str, build_id: int, cont
     incoming.mkdir(parents=True)
     (incoming / archive).write_bytes(content)
     pack.write_checksum(incoming / archive)
-    record = BuildRecord(tag=tag, platform=name, build_id=build_id, build_number=build_id % 100,
+    record = BuildIdentity(tag=tag, platform=name, build_id=build_id, build_number=build_id % 100,
                          builder=f"build-{name}", worker="lin-1", commit=commit, archive=archive)
     return commit_incoming(root, record)
 

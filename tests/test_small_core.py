@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from conftest import FARM_TOML
 
-from velofarm.artifacts.store import BuildRecord, check_part, commit_incoming, incoming_dir, read_build_record
+from velofarm.artifacts.store import BuildIdentity, check_part, commit_incoming, incoming_dir, read_build_identity
 from velofarm.errors import ArtifactError, SpecError
 from velofarm.names import unsafe_name_reason
 from velofarm.release.checksums import checksum_line, sha256_file
@@ -177,8 +177,8 @@ COMMIT = "6113728f27ae82c7b1a177c8d03f9e96e0adf246"
 
 
 def record(build: int, commit: str = COMMIT, tag: str = "v1.2.3", platform: str = "linux-x86_64",
-           archive: str = ARCHIVE) -> BuildRecord:
-    return BuildRecord(tag=tag, platform=platform, build_id=build, build_number=build - 100,
+           archive: str = ARCHIVE) -> BuildIdentity:
+    return BuildIdentity(tag=tag, platform=platform, build_id=build, build_number=build - 100,
                        builder=f"build-{platform}", worker="linux-1", commit=commit, archive=archive)
 
 
@@ -209,8 +209,8 @@ def test_commit_moves_a_good_upload_into_its_build_folder(tmp_path: Path) -> Non
 def test_commit_records_the_build_that_made_the_archive(tmp_path: Path) -> None:
     upload(tmp_path, 107, b"archive bytes")
     final = commit_incoming(tmp_path, record(107))
-    stored = read_build_record(final.parent)
-    assert stored == BuildRecord(tag="v1.2.3", platform="linux-x86_64", build_id=107, build_number=7,
+    stored = read_build_identity(final.parent)
+    assert stored == BuildIdentity(tag="v1.2.3", platform="linux-x86_64", build_id=107, build_number=7,
                                  builder="build-linux-x86_64", worker="linux-1", commit=COMMIT, archive=ARCHIVE,
                                  sha256=hashlib.sha256(b"archive bytes").hexdigest())
     assert stored.describe() == "build-linux-x86_64 #7 (build 107, worker linux-1)"
@@ -226,7 +226,7 @@ def test_a_later_build_of_the_same_tag_adds_a_folder_and_changes_no_earlier_one(
     assert sorted(p.name for p in (platform_dir / "builds").iterdir()) == ["107", "108"]
     # the platform level shows the newest build, for downloads; releases read builds/<id>/
     assert (platform_dir / ARCHIVE).read_bytes() == b"a dry run landing later"
-    assert read_build_record(platform_dir).build_id == 108
+    assert read_build_identity(platform_dir).build_id == 108
     assert sorted(p.name for p in platform_dir.iterdir()) == sorted([ARCHIVE, f"{ARCHIVE}.sha256", "build.json", "builds"])
     assert sorted(p.name for p in (tmp_path / "v1.2.3").iterdir()) == ["linux-x86_64"]  # no .incoming-
 

@@ -40,8 +40,8 @@ def check_part(value: str, what: str) -> str:
 
 
 @dataclass(frozen=True)
-class BuildRecord:
-    """Which build made a stored archive, as the master knows it (written to build.json)."""
+class BuildIdentity:
+    """Which build made a stored archive, as the master knows it (build.json; release.json copies it)."""
 
     tag: str
     platform: str
@@ -72,12 +72,12 @@ def build_dir(root: Path, tag: str, platform: str, build_id: int) -> Path:
     return root / tag / platform / BUILDS / str(int(build_id))
 
 
-def read_build_record(folder: Path) -> BuildRecord:
+def read_build_identity(folder: Path) -> BuildIdentity:
     """The build.json of one build folder; ArtifactError naming the file if it is unusable."""
     path = folder / BUILD_JSON
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-        return BuildRecord(**data)
+        return BuildIdentity(**data)
     except FileNotFoundError:
         raise ArtifactError(f"{path}: missing; the archive beside it is not bound to a build: rebuild") from None
     except (ValueError, TypeError) as exc:
@@ -87,7 +87,7 @@ def read_build_record(folder: Path) -> BuildRecord:
 Sign = Callable[[Path], dict[str, Any]]
 
 
-def commit_incoming(root: Path, record: BuildRecord, received_sha256: str | None = None,
+def commit_incoming(root: Path, record: BuildIdentity, received_sha256: str | None = None,
                     sign: Sign | None = None) -> Path:
     """Verify an uploaded archive against its .sha256, record its build, move it into place.
 
@@ -102,7 +102,7 @@ def commit_incoming(root: Path, record: BuildRecord, received_sha256: str | None
         signed = sign(incoming / archive) if sign else None
         if signed:
             digest = read_checksum_file(incoming / f"{archive}.sha256")[0]
-        record = BuildRecord(**{**asdict(record), "sha256": digest, "signed": signed})
+        record = BuildIdentity(**{**asdict(record), "sha256": digest, "signed": signed})
         _write_json(incoming / BUILD_JSON, asdict(record))
         for path in incoming.iterdir():
             path.chmod(0o644)  # uploads arrive 0600 (mkstemp); artifacts are served to ops

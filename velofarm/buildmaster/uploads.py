@@ -20,7 +20,7 @@ from twisted.python import log
 
 from velofarm.artifacts.incoming import Receipt, UploadGrants
 from velofarm.artifacts.receiver import PATH_PREFIX, ReceiverServer, start_receiver, stop_receiver
-from velofarm.artifacts.store import BuildRecord, commit_incoming, incoming_dir
+from velofarm.artifacts.store import BuildIdentity, commit_incoming, incoming_dir
 from velofarm.errors import VelofarmError
 from velofarm.release.authenticode import Authenticode, sign_archive
 from velofarm.spec.farm import Spec
@@ -157,7 +157,7 @@ class UploadArtifact(buildstep.ShellMixin, buildstep.BuildStep):
     def _store(self, tag: str, receipt: Receipt) -> Any:
         log_ = yield self.getLog("stdio")
         try:
-            record = self._build_record(tag)
+            record = self._identity(tag)
             sign = None
             if self.signer is not None:
                 signer, epoch = self.signer, int(self.getProperty("source_date_epoch"))
@@ -174,7 +174,7 @@ class UploadArtifact(buildstep.ShellMixin, buildstep.BuildStep):
         self.setProperty("artifact", str(final), "UploadArtifact")
         return SUCCESS
 
-    def _build_record(self, tag: str) -> BuildRecord:
+    def _identity(self, tag: str) -> BuildIdentity:
         """Which build this is, from the master's records: the commit is the one the coordinator
         resolved (the sourcestamp), and the worker's checkout must have reported that same one."""
         source = self.build.getSourceStamp("")
@@ -183,7 +183,7 @@ class UploadArtifact(buildstep.ShellMixin, buildstep.BuildStep):
         if commit and checked_out and checked_out != commit:
             raise VelofarmError(f"tag {tag}: platform {self.platform}: the worker checked out {checked_out}, not the "
                                 f"release's commit {commit}; rebuild the release")
-        return BuildRecord(tag=tag, platform=self.platform, build_id=int(self.build.buildid),
+        return BuildIdentity(tag=tag, platform=self.platform, build_id=int(self.build.buildid),
                            build_number=int(self.build.number), builder=str(self.build.builder.name),
                            worker=str(self.build.workerforbuilder.worker.workername), commit=commit,
                            archive=str(self.archive))

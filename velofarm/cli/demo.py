@@ -86,9 +86,12 @@ def _latest(farm: LocalFarm, builder: str) -> dict[str, Any] | None:
 def watch(farm: LocalFarm, platforms: list[str], started: float) -> dict[str, Any]:
     """Print each platform's current step as it changes, until the release build ends."""
     shown: dict[str, str] = {}
+    # reproduce = 2: each platform's second build runs on build-<platform>-again
+    shown_builders = [(name, f"build-{name}") for name in platforms] + \
+                     [(f"{name} (again)", f"build-{name}-again") for name in platforms]
     while True:
-        for name in platforms:
-            build = _latest(farm, f"build-{name}")
+        for name, builder in shown_builders:
+            build = _latest(farm, builder)
             if build is None:
                 continue
             state = build["state_string"]
@@ -98,7 +101,7 @@ def watch(farm: LocalFarm, platforms: list[str], started: float) -> dict[str, An
                 state = running[0] if running else state
             if shown.get(name) != state:
                 shown[name] = state
-                print(f"{time.monotonic() - started:6.1f}s  {name:<20} {state}", flush=True)
+                print(f"{time.monotonic() - started:6.1f}s  {name:<28} {state}", flush=True)
         release = _latest(farm, "release")
         if release and release["complete"]:
             return release

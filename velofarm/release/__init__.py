@@ -2,8 +2,10 @@
 
 Runs in the master process (the release coordinator's steps, in a thread) and the `velofarm`
 command (`verify`, `publish`). Pure: standard library, the shared leaves, `velofarm.spec`,
-`velofarm.tags`; never Buildbot.
+`velofarm.tags`, `velofarm.artifacts.store` (build folders) and `velofarm.worker_tools.pack` (to
+remake a signed archive); never Buildbot. `authenticode` runs the `osslsigncode` program.
 
-Entry points: `assemble.assemble_release()`; `verify.verify_release()` / `verify.load_release()`;
+Entry points: `assemble.assemble_release()` / `assemble.compare_stored()`; `reproduce.compare_builds()`;
+`authenticode.authenticode_signer()` / `authenticode.sign_archive()`; `verify.verify_release()` / `verify.load_release()`;
 `dashboard_data` (what the Releases page shows, from Buildbot's database rows).
 """

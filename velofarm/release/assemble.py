@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from velofarm.artifacts.store import BUILD_JSON, BuildRecord, build_dir, read_build_record
+from velofarm.artifacts.store import BUILD_JSON, BuildIdentity, build_dir, read_build_identity
 from velofarm.errors import ArtifactError, ReleaseError
 from velofarm.release.checksums import checksum_line, read_checksum_file, sha256_file
 from velofarm.release.model import NOTES_FILE, RELEASE_JSON, SUMS_FILE
@@ -29,11 +29,11 @@ class PlatformBuilds:
 
     archive: Path
     sha256: str
-    records: tuple[BuildRecord, ...]
+    records: tuple[BuildIdentity, ...]
 
 
 def stored_build(spec: Spec, tag: str, commit: str, platform_name: str, build_id: int,
-                 artifacts_root: Path) -> tuple[BuildRecord, Path, str]:
+                 artifacts_root: Path) -> tuple[BuildIdentity, Path, str]:
     """What one triggered build stored, checked to be bound to this release; ReleaseError naming both."""
     name = archive_name(spec.project.name, tag, spec.platforms[platform_name])
     try:
@@ -43,7 +43,7 @@ def stored_build(spec: Spec, tag: str, commit: str, platform_name: str, build_id
             if not path.is_file():
                 raise ReleaseError(f"tag {tag}: platform {platform_name}: {path} is missing: build {build_id}, "
                                    f"which this release triggered, stored nothing; rebuild the release")
-        record = read_build_record(folder)
+        record = read_build_identity(folder)
     except ArtifactError as exc:
         raise ReleaseError(str(exc)) from None
     mine = f"this release triggered build {build_id} of {tag} at commit {commit}"
@@ -111,7 +111,7 @@ def compare_stored(spec: Spec, tag: str, commit: str, artifacts_root: Path,
     return mismatches
 
 
-def _build_identity(record: BuildRecord) -> dict[str, Any]:
+def _identity_json(record: BuildIdentity) -> dict[str, Any]:
     """A build as release.json records it: from the master's build.json, nothing a worker said."""
     identity: dict[str, Any] = {"build_id": record.build_id, "build_number": record.build_number,
                                 "builder": record.builder, "worker": record.worker, "commit": record.commit}
@@ -184,7 +184,7 @@ def _write_release(spec: Spec, tag: str, commit: str, version: TagVersion,
         "version": version.version, "commit": commit,
         "prerelease": version.prerelease,
         "platforms": [{"name": p.name, "target": p.target, "archive": p.archive, "sha256": p.sha256,
-                       "size": p.size, "builds": [_build_identity(r) for r in found[p.name].records]}
+                       "size": p.size, "builds": [_identity_json(r) for r in found[p.name].records]}
                       for p in notes_platforms],
         "reproduced": {"builds_per_platform": spec.release.reproduce,
                        "platforms": {name: {"agreed": [r.build_id for r in built.records], "sha256": built.sha256}
