@@ -352,8 +352,7 @@ def _release(table: Any, where: str) -> ReleaseSettings:
     repo = table.get("github_repo", "")
     if publisher == "github" and not re.match(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$", str(repo)):
         raise SpecError(f"{where}.github_repo: set it to OWNER/NAME when publisher = \"github\"")
-    reproduce = table.get("reproduce", 1)
-    if reproduce not in (1, 2) or isinstance(reproduce, bool):
+    if (reproduce := table.get("reproduce", 1)) not in (1, 2) or isinstance(reproduce, bool):
         raise SpecError(f"{where}.reproduce: must be 1 (one build per platform) or 2 (two builds that must be "
                         f"byte-identical before publishing), got {reproduce!r}")
     return ReleaseSettings(tag_pattern=pattern, publisher=publisher, reproduce=reproduce,
