@@ -8,12 +8,13 @@ from io import BytesIO
 from pathlib import Path
 
 import pytest
+from conftest import need
 from test_release_assembly import BUILDS, COMMIT, TAG, archive_bytes, fill_store, make_spec, store_build
 
 from velofarm.errors import ReleaseError, SpecError
 from velofarm.release.assemble import assemble_release, compare_stored
 from velofarm.release.model import RELEASE_JSON
-from velofarm.release.reproduce import first_difference
+from velofarm.release.reproduce import diffoscope_html, first_difference
 from velofarm.spec.farm import Spec, parse_spec
 
 OTHER_COMMIT = "0" * 39 + "1"
@@ -169,3 +170,13 @@ def test_authenticode_only_on_windows_and_only_true_or_false(tmp_path: Path) -> 
         spec_with(tmp_path, platforms={"linux-x86_64": {"authenticode": True}})
     with pytest.raises(SpecError, match=r"authenticode: must be true or false, got 'yes'"):
         spec_with(tmp_path, platforms={"windows-x86_64-gnu": {"authenticode": "yes"}})
+
+
+def test_diffoscope_reports_the_difference_as_html(tmp_path: Path) -> None:
+    need("diffoscope", "diffoscope-minimal")
+    a, b = tmp_path / "a.tar.gz", tmp_path / "b.tar.gz"
+    a.write_bytes(tar_gz({"x/README": b"same", "x/stamp.txt": b"built at 12:00:00\n"}))
+    b.write_bytes(tar_gz({"x/README": b"same", "x/stamp.txt": b"built at 12:00:01\n"}))
+    html = diffoscope_html(a, b)
+    assert html is not None and html.lstrip().startswith("<!DOCTYPE html>")
+    assert "x/stamp.txt" in html and "12:00:0<ins>1</ins>" in html  # the changed line, marked up

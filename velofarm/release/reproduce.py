@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 DIFFOSCOPE_TIMEOUT = 600
+DIFFOSCOPE_MAX_BYTES = 4 * 1024 * 1024  # the report becomes a build log, stored in the database
 
 
 @dataclass(frozen=True)
@@ -95,7 +96,8 @@ def diffoscope_html(a: Path, b: Path) -> str | None:
     if tool is None:
         return None
     try:
-        done = subprocess.run([tool, "--html", "-", str(a), str(b)], capture_output=True, text=True,
+        done = subprocess.run([tool, "--html", "-", "--max-report-size", str(DIFFOSCOPE_MAX_BYTES),
+                               str(a), str(b)], capture_output=True, text=True,
                               timeout=DIFFOSCOPE_TIMEOUT, check=False)
     except subprocess.TimeoutExpired:
         return None
