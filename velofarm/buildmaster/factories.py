@@ -141,6 +141,13 @@ def release_factory(spec: Spec, artifacts_root: Path, staging_root: Path) -> uti
     builders = platform_builders(spec)
     f.addStep(ResolveTag(name="resolve tag", repo_url=spec.repo_url, tag_pattern=spec.release.tag_pattern,
                          haltOnFailure=True))
+    # The notes' changelog, before any build: a CHANGELOG.md without the version's section stops
+    # the release here, not after every platform was built. Its log shows what the notes will say.
+    git_cache = str(staging_root.parent / "git-cache")
+    f.addStep(steps.ShellCommand(
+        name="changelog", haltOnFailure=True,
+        command=[sys.executable, "-m", "velofarm.release.changelog", "--spec", spec_path, "--tag", TAG,
+                 "--commit", util.Property("tag_commit"), "--git-cache", git_cache]))
     f.addStep(ReleaseTrigger(
         name="build platforms", schedulerNames=[trigger_scheduler(b) for _, b, _ in builders],
         platform_of_builder={b: p.name for p, b, _ in builders}, waitForFinish=True, haltOnFailure=True,
@@ -155,7 +162,7 @@ def release_factory(spec: Spec, artifacts_root: Path, staging_root: Path) -> uti
         name="verify and assemble", haltOnFailure=True,
         command=velofarm_command("release-assemble", "--spec", spec_path, "--tag", TAG,
                                  "--commit", util.Property("tag_commit"), "--artifacts", str(artifacts_root),
-                                 "--out", staging, "--builds",
+                                 "--out", staging, "--git-cache", git_cache, "--builds",
                                  util.Transform(json.dumps, util.Property("platform_builds"), sort_keys=True))))
     f.addStep(PublishRelease(name="publish", spec_path=spec_path, directory=staging,
                              token=util.Secret(spec.release.github_token_secret)

@@ -55,9 +55,11 @@ def cmd_resolve_tag(args: argparse.Namespace) -> int:
 
 def cmd_release_assemble(args: argparse.Namespace) -> int:
     from velofarm.release.assemble import assemble_release
+    from velofarm.release.changelog import release_changes
     spec = _spec(args)
-    out = assemble_release(spec, args.tag, args.commit, Path(args.artifacts), Path(args.out),
-                           _build_ids(args.builds))
+    builds = _build_ids(args.builds)  # checked before the changelog's git work starts
+    changes = release_changes(spec, args.tag, args.commit, Path(args.git_cache)) if args.git_cache else None
+    out = assemble_release(spec, args.tag, args.commit, Path(args.artifacts), Path(args.out), builds, changes)
     meta = json.loads((out / "release.json").read_text(encoding="utf-8"))
     print(f"release {meta['tag']} assembled in {out}: every archive matches its .sha256; "
           f"prerelease={meta['prerelease']}")
@@ -142,6 +144,8 @@ def build_parser() -> argparse.ArgumentParser:
     for opt in ("--tag", "--commit", "--artifacts", "--out"):
         p.add_argument(opt, required=True)
     p.add_argument("--builds", required=True, help='the builds the release triggered: {"PLATFORM": [BUILD_ID, ...]}')
+    p.add_argument("--git-cache", help="folder for a mirror of the project's tags (the changelog); "
+                   "without it the notes list no changes")
     p = add("publish", cmd_publish, "(re)publish a verified release folder by hand", spec=False)
     p.add_argument("release_dir")
     p.add_argument("--to", choices=("github", "directory"), required=True)
@@ -166,9 +170,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def extra_commands() -> list:  # type: ignore[type-arg]
     """Command groups kept in their own modules; each adds its subparsers."""
+    from velofarm.cli import plan as cli_plan
     from velofarm.cli import users as cli_users
     from velofarm.cli import workers as cli_workers
-    return [cli_users.register, cli_workers.register]
+    return [cli_users.register, cli_workers.register, cli_plan.register]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,5 +7,7 @@ remake a signed archive); never Buildbot. `authenticode` runs the `osslsigncode`
 
 Entry points: `assemble.assemble_release()` / `assemble.compare_stored()`; `reproduce.compare_builds()`;
 `authenticode.authenticode_signer()` / `authenticode.sign_archive()`; `verify.verify_release()` / `verify.load_release()`;
-`dashboard_data` (what the Releases page shows, from Buildbot's database rows).
+`dashboard_data` (what the Releases page shows, from Buildbot's database rows);
+`changelog.release_changes()` / `changes_of()` (what changed, from `history.GitHistory`: plain git
+through subprocess); `plan.make_plan()` (`velofarm plan`).
 """

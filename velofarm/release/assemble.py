@@ -14,9 +14,11 @@ from typing import Any
 
 from velofarm.artifacts.store import BUILD_JSON, BuildIdentity, build_dir, read_build_identity
 from velofarm.errors import ArtifactError, ReleaseError
+from velofarm.publish.links import asset_url, release_page_url
+from velofarm.release.changelog import Changes, changes_heading, render_changes
 from velofarm.release.checksums import checksum_line, read_checksum_file, sha256_file
 from velofarm.release.model import NOTES_FILE, RELEASE_JSON, SUMS_FILE
-from velofarm.release.notes import NotesPlatform, render_notes
+from velofarm.release.notes import NotesIntro, NotesPlatform, render_notes
 from velofarm.release.reproduce import BuiltArchive, Comparison, compare_builds
 from velofarm.spec.farm import Spec
 from velofarm.spec.job import archive_name
@@ -128,11 +130,13 @@ def _link_or_copy(src: Path, dst: Path) -> None:
 
 
 def assemble_release(spec: Spec, tag: str, commit: str, artifacts_root: Path, out: Path,
-                     builds: Mapping[str, Sequence[int]]) -> Path:
+                     builds: Mapping[str, Sequence[int]], changes: Changes | None = None) -> Path:
     """Write `out` (which must not exist) as a complete, verified release directory.
 
     `builds` maps each platform to the ids of the builds this release triggered (the coordinator
     reads them from Buildbot); only what those builds stored can be published.
+    `changes` (changelog.collect_changes) opens the notes and goes into release.json; without it
+    the notes say nothing of what changed.
     """
     version = parse_tag(tag)
     if version is None:
@@ -148,15 +152,21 @@ def assemble_release(spec: Spec, tag: str, commit: str, artifacts_root: Path, ou
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     try:
-        _write_release(spec, tag, commit, version, found, tmp)
+        _write_release(spec, tag, commit, version, found, tmp, changes)
         os.replace(tmp, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out
 
 
+def _intro(changes: Changes | None) -> NotesIntro:
+    if changes is None:
+        return NotesIntro()
+    return NotesIntro(changes.annotation, changes_heading(changes), render_changes(changes))
+
+
 def _write_release(spec: Spec, tag: str, commit: str, version: TagVersion,
-                   found: dict[str, PlatformBuilds], tmp: Path) -> None:
+                   found: dict[str, PlatformBuilds], tmp: Path, changes: Changes | None) -> None:
     notes_platforms, assets, sums = [], [], []
     for name, built in found.items():
         archive, digest = built.archive, built.sha256
@@ -166,29 +176,35 @@ def _write_release(spec: Spec, tag: str, commit: str, version: TagVersion,
         size = archive.stat().st_size
         sums.append(checksum_line(digest, archive.name))
         notes_platforms.append(NotesPlatform(name, platform.target, platform.os, archive.name, digest, size,
-                                             platform.exe_suffix))
+                                             platform.exe_suffix, asset_url(spec.release, tag, archive.name)))
     (tmp / SUMS_FILE).write_text("".join(sorted(sums, key=lambda line: line.split("  ")[1])), encoding="utf-8")
     binaries = [b.name for b in spec.project.binaries]
     runnable = [b.name for b in spec.project.binaries if b.smoke] or binaries
+    intro = _intro(changes)
     notes = render_notes(spec.project.title, spec.project.name, tag, commit, version.prerelease, notes_platforms,
-                         binaries, list(spec.project.ship), runnable[0])
+                         binaries, list(spec.project.ship), runnable[0],
+                         sums_url=asset_url(spec.release, tag, SUMS_FILE), intro=intro)
     (tmp / NOTES_FILE).write_text(notes, encoding="utf-8")
     # Archives were hashed once (collect_platform); only the small files written here are hashed now.
     known = {built.archive.name: built.sha256 for built in found.values()}
     for path in sorted(tmp.iterdir()):
         if path.name != NOTES_FILE:
             digest = known.get(path.name) or sha256_file(path)
-            assets.append({"name": path.name, "size": path.stat().st_size, "sha256": digest})
+            assets.append({"name": path.name, "size": path.stat().st_size, "sha256": digest,
+                           "url": asset_url(spec.release, tag, path.name)})
     meta: dict[str, Any] = {
         "format": 1, "project": spec.project.name, "title": f"{spec.project.title} {tag}", "tag": tag,
         "version": version.version, "commit": commit,
         "prerelease": version.prerelease,
         "platforms": [{"name": p.name, "target": p.target, "archive": p.archive, "sha256": p.sha256,
-                       "size": p.size, "builds": [_identity_json(r) for r in found[p.name].records]}
+                       "size": p.size, "url": p.url, "builds": [_identity_json(r) for r in found[p.name].records]}
                       for p in notes_platforms],
         "reproduced": {"builds_per_platform": spec.release.reproduce,
                        "platforms": {name: {"agreed": [r.build_id for r in built.records], "sha256": built.sha256}
                                      for name, built in found.items()}},
         "assets": assets, "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "release_url": release_page_url(spec.release, tag),
     }
+    if changes is not None:  # the Releases page shows it (collapsed) from here
+        meta["changelog"], meta["previous_tag"] = intro.changelog, changes.previous
     (tmp / RELEASE_JSON).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")

@@ -12,6 +12,7 @@ from velofarm.errors import SpecError
 from velofarm.names import unsafe_name_reason
 from velofarm.spec.platforms import OSES, Platform, build_platform, catalogue_data, suggest
 from velofarm.spec.registry import read_registry
+from velofarm.spec.release_fields import notes_fields, reproduce_count
 
 DEFAULT_TAG_PATTERN = (r"^v(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)"
                        r"(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$")
@@ -54,6 +55,8 @@ class ReleaseSettings:
     github_repo: str = ""
     github_api_url: str = "https://api.github.com"
     github_token_secret: str = "github-token"
+    base_url: str = ""  # directory publisher: where releases/ is served; "" links next to the notes
+    notes: str = "both"  # git, changelog or both: see release_fields.notes_fields
     reproduce: int = 1  # builds per platform that must agree byte for byte before publishing
 
 
@@ -337,7 +340,7 @@ def _release(table: Any, where: str) -> ReleaseSettings:
     if not isinstance(table, dict):
         raise SpecError(f"{where}: must be a table")
     _only(table, {"tag_pattern", "publisher", "directory", "github_repo", "github_api_url",
-                  "github_token_secret", "reproduce"}, where)
+                  "github_token_secret", "base_url", "notes", "reproduce"}, where)
     pattern = table.get("tag_pattern", DEFAULT_TAG_PATTERN)
     try:
         re.compile(pattern)
@@ -352,13 +355,11 @@ def _release(table: Any, where: str) -> ReleaseSettings:
     repo = table.get("github_repo", "")
     if publisher == "github" and not re.match(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$", str(repo)):
         raise SpecError(f"{where}.github_repo: set it to OWNER/NAME when publisher = \"github\"")
-    if (reproduce := table.get("reproduce", 1)) not in (1, 2) or isinstance(reproduce, bool):
-        raise SpecError(f"{where}.reproduce: must be 1 (one build per platform) or 2 (two builds that must be "
-                        f"byte-identical before publishing), got {reproduce!r}")
-    return ReleaseSettings(tag_pattern=pattern, publisher=publisher, reproduce=reproduce,
+    return ReleaseSettings(tag_pattern=pattern, publisher=publisher, reproduce=reproduce_count(table, where),
                            directory=str(table.get("directory", "releases")), github_repo=str(repo),
                            github_api_url=str(table.get("github_api_url", "https://api.github.com")).rstrip("/"),
-                           github_token_secret=str(table.get("github_token_secret", "github-token")))
+                           github_token_secret=str(table.get("github_token_secret", "github-token")),
+                           **notes_fields(table, where))
 
 
 def _master(table: Any, where: str) -> MasterSettings:

@@ -108,7 +108,11 @@ def expected_version(tag: str, platform_name: str) -> str:
 
 def manifest_version(manifest: Path) -> str | None:
     """`[package] version` of a Cargo.toml (following `version.workspace = true` within the file)."""
-    text = manifest.read_text(encoding="utf-8")
+    return version_in_manifest(manifest.read_text(encoding="utf-8"))
+
+
+def version_in_manifest(text: str) -> str | None:
+    """`[package] version` of a Cargo.toml's text (also read by `velofarm plan`)."""
     if tomllib is None:
         return _regex_version(text)
     data = tomllib.loads(text)

@@ -1,0 +1,53 @@
+"""Checks for the [release] fields the notes depend on: where assets are linked to, where the
+changelog comes from; and how many builds of each platform must agree (`reproduce_count()`).
+farm.py's `_release` takes `notes_fields()`; each rule and its message live here.
+"""
+
+from __future__ import annotations
+
+import urllib.parse
+from typing import Any
+
+from velofarm.errors import SpecError
+
+NOTES_SOURCES = ("git", "changelog", "both")
+
+
+def http_url(table: dict[str, Any], key: str, where: str, example: str) -> str:
+    """table[key] as an http(s) URL without a trailing '/', or '' when unset; SpecError otherwise."""
+    value = table.get(key, "")
+    if value == "":
+        return ""
+    parsed = urllib.parse.urlsplit(value) if isinstance(value, str) else None
+    if parsed is None or parsed.scheme not in ("http", "https") or not parsed.netloc:
+        raise SpecError(f"{where}.{key}: {value!r} is not an http:// or https:// URL; "
+                        f"set it to the address the files are served from, e.g. \"{example}\"")
+    if parsed.query or parsed.fragment:
+        raise SpecError(f"{where}.{key}: {value!r} has a query or fragment; the tag and asset name are "
+                        "appended to it as path parts, so give the plain folder URL")
+    return str(value).rstrip("/")
+
+
+def notes_source(table: dict[str, Any], where: str) -> str:
+    """Where the notes' changelog comes from: git history, CHANGELOG.md, or both (the default)."""
+    value = table.get("notes", "both")
+    if value not in NOTES_SOURCES:
+        raise SpecError(f"{where}.notes: {value!r} is not one of {', '.join(NOTES_SOURCES)} "
+                        "(git: from the commits; changelog: CHANGELOG.md's section for the version; "
+                        "both: that section when there is one, and the commits)")
+    return str(value)
+
+
+def notes_fields(table: dict[str, Any], where: str) -> dict[str, str]:
+    """[release] base_url and notes, validated, as ReleaseSettings keyword arguments."""
+    return {"base_url": http_url(table, "base_url", where, "https://downloads.example.com/releases"),
+            "notes": notes_source(table, where)}
+
+
+def reproduce_count(table: dict[str, Any], where: str) -> int:
+    """[release] reproduce: how many builds of each platform must be byte-identical (1 or 2)."""
+    value = table.get("reproduce", 1)
+    if value not in (1, 2) or isinstance(value, bool):
+        raise SpecError(f"{where}.reproduce: must be 1 (one build per platform) or 2 (two builds that must be "
+                        f"byte-identical before publishing), got {value!r}")
+    return int(value)
