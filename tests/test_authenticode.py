@@ -7,8 +7,8 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from codesigning import SigningPKI, install_signer, make_pki, osslsigncode_verify, tiny_exe
 from conftest import FARM_TOML, need
+from support.codesigning import SigningPKI, install_signer, make_pki, osslsigncode_verify, tiny_exe
 
 from velofarm.buildmaster.config import load_master_config
 from velofarm.cli.localfarm import LocalFarm, write_farm

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from gitrepo import Repo
+from support.gitrepo import Repo
 
 from velofarm.errors import ReleaseError
 from velofarm.release.changelog import Changes, changes_of, previous_release, render_changes, render_entry

@@ -6,7 +6,7 @@ import socket
 from pathlib import Path
 
 import pytest
-from gitrepo import Repo
+from support.gitrepo import Repo
 
 from velofarm.cli.main import main
 from velofarm.spec.farm import load_spec
@@ -172,3 +172,20 @@ def test_a_github_release_says_where_and_links_pull_requests(capsys: pytest.Capt
     assert code == 0, err
     assert "  publish    github: https://ghe.example/acme/demo/releases/tag/v0.2.0" in out
     assert "add --json output ([#12](https://ghe.example/acme/demo/pull/12))" in out
+
+
+def test_a_gitea_release_says_where_links_pull_requests_and_what_gitea_calls_latest(
+        capsys: pytest.CaptureFixture[str], spec_path: Path, repo: Repo) -> None:
+    text = FARM.format(notes="git").replace('[release]\n', '[release]\npublisher = "gitea"\n'
+                                            'gitea_url = "https://git.example/forge"\n'
+                                            'gitea_repo = "acme/demo"\n')
+    spec_path.write_text(text, encoding="utf-8")
+    code, out, err = plan(capsys, "v0.2.0", "--spec", str(spec_path), "--repo", str(repo.path), "--no-master")
+    assert code == 0, err
+    assert "  publish    gitea: https://git.example/forge/acme/demo/releases/tag/v0.2.0" in out
+    assert "add --json output ([#12](https://git.example/forge/acme/demo/pulls/12))" in out
+    assert "final release, marked latest" in out
+    repo.git("tag", "v0.2.0")
+    repo.write("Cargo.toml", cargo("0.1.1"), "fix: backport")
+    code, out, _ = plan(capsys, "v0.1.1", "--spec", str(spec_path), "--repo", str(repo.path), "--no-master")
+    assert code == 0 and "older, yet Gitea shows it as latest once published" in out

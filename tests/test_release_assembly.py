@@ -58,6 +58,11 @@ def archive_bytes(spec: Spec, platform: str, salt: str = "") -> bytes:
 BUILDS = {"linux-x86_64": [11], "windows-x86_64-gnu": [12]}  # the builds "this release triggered"
 
 
+def store_builds(spec: Spec) -> dict[str, list[int]]:
+    """The build ids fill_store uses: one per platform, from 11 in farm.toml's order (BUILDS for PLATFORMS)."""
+    return {name: [11 + i] for i, name in enumerate(spec.platforms)}
+
+
 def store_build(root: Path, spec: Spec, tag: str, name: str, build_id: int, content: bytes,
                 commit: str = COMMIT) -> Path:
     """Put one build's archive into the store the way the master does (commit_incoming)."""
@@ -72,9 +77,9 @@ def store_build(root: Path, spec: Spec, tag: str, name: str, build_id: int, cont
 
 
 def fill_store(spec: Spec, root: Path, tag: str = TAG, salt: str = "") -> dict[str, Path]:
-    """One stored build per platform (BUILDS), as the master's upload step leaves them."""
-    return {name: store_build(root, spec, tag, name, BUILDS[name][0], archive_bytes(spec, name, salt))
-            for name in spec.platforms}
+    """One stored build per platform (store_builds), as the master's upload step leaves them."""
+    return {name: store_build(root, spec, tag, name, ids[0], archive_bytes(spec, name, salt))
+            for name, ids in store_builds(spec).items()}
 
 
 @pytest.fixture
@@ -424,6 +429,8 @@ def test_missing_notes(release_dir: Path) -> None:
 def test_missing_or_broken_release_json(release_dir: Path) -> None:
     (release_dir / RELEASE_JSON).write_text("{", encoding="utf-8")
     assert len(problems := verify_release(release_dir)) == 1 and "not valid JSON" in problems[0]
+    (release_dir / RELEASE_JSON).write_text("[1]", encoding="utf-8")
+    assert len(problems := verify_release(release_dir)) == 1 and "not a JSON object" in problems[0]
     edit_path = release_dir / RELEASE_JSON
     edit_path.write_text(json.dumps({"tag": TAG}), encoding="utf-8")
     assert verify_release(release_dir) == [f"{edit_path}: field 'commit' is missing"]

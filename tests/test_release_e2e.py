@@ -15,7 +15,7 @@ from typing import Any, Iterator
 
 import pytest
 from conftest import FARM_TOML, need_host_toolchains
-from farmtools import archive_names, quiet_for, release_builds, step_log, steps, tags_released, wait_release_of
+from support.farmtools import archive_names, quiet_for, release_builds, step_log, steps, tags_released, wait_release_of
 
 from velofarm.cli.localfarm import LocalFarm, free_port, git, write_farm
 from velofarm.tags.webhook import signature_of

@@ -6,8 +6,8 @@ import hashlib
 from pathlib import Path
 
 import pytest
-from farmtools import all_step_logs, wait_release_of
-from github_standin import TOKEN, GitHubStandIn
+from support.farmtools import all_step_logs, wait_release_of
+from support.github_standin import TOKEN, GitHubStandIn
 
 pytestmark = pytest.mark.integration
 

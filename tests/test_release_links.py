@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import hashlib
 import json
@@ -15,8 +14,8 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
-from github_standin import TOKEN, GitHubStandIn
-from gitrepo import Repo
+from support.github_standin import TOKEN, GitHubStandIn
+from support.gitrepo import Repo
 from test_release_assembly import BUILDS, COMMIT, fill_store
 
 from velofarm.errors import SpecError
@@ -82,13 +81,7 @@ def test_asset_urls_per_publisher() -> None:
 
 
 def test_gitea_branch_uses_the_gitea_fields() -> None:
-    # The gitea publisher adds these fields to ReleaseSettings; a subclass stands for that here.
-    @dataclasses.dataclass(frozen=True)
-    class WithGitea(ReleaseSettings):
-        gitea_url: str = "https://git.example/"
-        gitea_repo: str = "acme/demo"
-
-    gitea = WithGitea(publisher="gitea")
+    gitea = ReleaseSettings(publisher="gitea", gitea_url="https://git.example/", gitea_repo="acme/demo")
     assert asset_url(gitea, "v1.0.0", "x.zip") == "https://git.example/acme/demo/releases/download/v1.0.0/x.zip"
     assert changelog_links(gitea)["pull"] == "https://git.example/acme/demo/pulls/"
 

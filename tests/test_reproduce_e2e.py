@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
-from codesigning import SigningPKI, install_signer, make_pki, osslsigncode_verify
 from conftest import FARM_TOML, need, need_host_toolchains
-from farmtools import release_builds, step_log, wait_release_of
+from support.codesigning import SigningPKI, install_signer, make_pki, osslsigncode_verify
+from support.farmtools import release_builds, step_log, wait_release_of
 from test_www_auth import PASSWORDS, add_users, rpc, session
 
 from velofarm.cli.localfarm import EXAMPLE, LocalFarm, git, write_farm

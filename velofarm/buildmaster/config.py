@@ -9,17 +9,16 @@ from typing import Any
 from buildbot.plugins import secrets, util
 
 from velofarm.buildmaster.changes import change_sources
-from velofarm.buildmaster.factories import platform_builders, platform_factory, release_factory
-from velofarm.buildmaster.schedulers import RELEASE_BUILDER, all_schedulers
+from velofarm.buildmaster.factories import platform_factory, release_factory
+from velofarm.buildmaster.farmplan import CHANGE_SECRET, COORDINATOR, RELEASE_BUILDER, platform_builders
+from velofarm.buildmaster.schedulers import all_schedulers
 from velofarm.buildmaster.uploads import upload_service
 from velofarm.buildmaster.webhook import WebhookService
-from velofarm.buildmaster.workers import COORDINATOR, all_workers, other_worker_than
+from velofarm.buildmaster.workers import all_workers, other_worker_than
 from velofarm.buildmaster.www import WEBHOOK_SECRET, www_config
 from velofarm.release.authenticode import Authenticode, authenticode_signer
 from velofarm.secretstore import SecretStore
 from velofarm.spec.farm import Spec, load_spec
-
-CHANGE_SECRET = "change-source-password"
 
 
 def spec_path_for(basedir: Path, spec_path: str | Path | None) -> Path:
@@ -42,14 +41,17 @@ def authenticode_signer_for(spec: Spec) -> Authenticode | None:
 def builders(spec: Spec, basedir: Path) -> list[Any]:
     artifacts = basedir / spec.master.artifacts_dir
     signer = authenticode_signer_for(spec)
+    twice = spec.release.reproduce > 1  # each platform's two builders prefer different workers
     result = [
-        util.BuilderConfig(name=name, workernames=[w.name for w in spec.workers_for(p.name)],
-                           factory=platform_factory(spec, p, artifacts, again, signer if p.authenticode else None),
-                           collapseRequests=False, nextWorker=other_worker_than(p.builder_name, name) if spec.release.reproduce > 1 else None,
-                           tags=["platform", p.os], description=f"{p.target} ({p.method})"
-                           + (", second build for the reproducibility check" if again else ""),
-                           properties={"platform": p.name, "target": p.target})
-        for p, name, again in platform_builders(spec)
+        util.BuilderConfig(name=b.name, workernames=[w.name for w in spec.workers_for(b.platform.name)],
+                           factory=platform_factory(spec, b.platform, artifacts, b.again,
+                                                    signer if b.platform.authenticode else None),
+                           collapseRequests=False,
+                           nextWorker=other_worker_than(b.platform.builder_name, b.name) if twice else None,
+                           tags=["platform", b.platform.os], description=f"{b.platform.target} ({b.platform.method})"
+                           + (", second build for the reproducibility check" if b.again else ""),
+                           properties={"platform": b.platform.name, "target": b.platform.target})
+        for b in platform_builders(spec)
     ]
     result.append(util.BuilderConfig(name=RELEASE_BUILDER, workernames=[COORDINATOR], collapseRequests=False,
                                      factory=release_factory(spec, artifacts, basedir / "staging"),

@@ -9,13 +9,15 @@ from typing import Any
 
 from buildbot.plugins import steps, util
 
+from velofarm.buildmaster.farmplan import platform_builders
 from velofarm.buildmaster.steps import CompareBuilds, PublishRelease, ReleaseTrigger, ResolveTag
 from velofarm.buildmaster.uploads import UploadArtifact
+from velofarm.publish.select import token_secret
 from velofarm.release.authenticode import Authenticode
 from velofarm.spec.farm import Spec
 from velofarm.spec.job import archive_name, build_job, stage_name
 from velofarm.spec.platforms import Platform
-from velofarm.worker_tools import pack, preflight, transfer
+from velofarm.worker_tools import gates, pack, preflight, stage, transfer
 
 TAG = util.Interpolate("%(prop:tag)s")
 TOOLS = "../tools"
@@ -83,7 +85,7 @@ def platform_factory(spec: Spec, platform: Platform, artifacts_root: Path, again
     f.addStep(steps.RemoveDirectory(name="clean dist", dir="dist", hideStepIf=True))
     f.addStep(steps.StringDownload(json.dumps(build_job(spec, platform), indent=1), workerdest=JOB,
                                    name="send job", hideStepIf=True))
-    for module in (pack, preflight, transfer):
+    for module in (preflight, gates, stage, pack, transfer):
         f.addStep(steps.FileDownload(mastersrc=str(Path(module.__file__ or "")),
                                      workerdest=f"{TOOLS}/{Path(module.__file__ or '').name}",
                                      name=f"send {Path(module.__file__ or '').stem}", hideStepIf=True))
@@ -97,9 +99,9 @@ def platform_factory(spec: Spec, platform: Platform, artifacts_root: Path, again
         extract_fn=_parse_build_env, haltOnFailure=True, workdir="build"))
     f.addStep(steps.ShellCommand(name="cargo build", command=preflight.build_argv(platform.to_json()),
                                  env=build_env(platform, again), haltOnFailure=True, workdir="build"))
-    f.addStep(_tool(platform, "smoke test", "preflight.py", "smoke", JOB, "--tag", TAG, "--bin-dir", bin_dir(platform, again)))
-    f.addStep(_tool(platform, "size gate", "preflight.py", "size", JOB, "--tag", TAG, "--bin-dir", bin_dir(platform, again)))
-    f.addStep(_tool(platform, "stage", "pack.py", "stage", JOB, "--tag", TAG, "--name", _stage_name(spec, platform), "--src", ".",
+    f.addStep(_tool(platform, "smoke test", "gates.py", "smoke", JOB, "--tag", TAG, "--bin-dir", bin_dir(platform, again)))
+    f.addStep(_tool(platform, "size gate", "gates.py", "size", JOB, "--tag", TAG, "--bin-dir", bin_dir(platform, again)))
+    f.addStep(_tool(platform, "stage", "stage.py", JOB, "--tag", TAG, "--name", _stage_name(spec, platform), "--src", ".",
                     "--bin-dir", bin_dir(platform, again), "--out", "../dist"))
     f.addStep(_tool(platform, "archive", "pack.py", "archive", util.Interpolate("../dist/%(kw:s)s", s=_stage_name(spec, platform)),
                     "--format", platform.archive, "--epoch", util.Interpolate("%(prop:source_date_epoch)s"),
@@ -113,24 +115,9 @@ def platform_factory(spec: Spec, platform: Platform, artifacts_root: Path, again
     return f
 
 
-def velofarm_command(*args: object) -> list[object]:
-    """Run the velofarm face with the master's own interpreter (the coordinator runs on the master)."""
-    return [sys.executable, "-m", "velofarm.cli.main", *args]
-
-
-def platform_builders(spec: Spec) -> list[tuple[Platform, str, bool]]:
-    """(platform, builder name, again) of every platform builder: one per platform, two with
-    [release] reproduce = 2 (`build-NAME` and `build-NAME-again`)."""
-    result = []
-    for platform in spec.platforms.values():
-        result.append((platform, platform.builder_name, False))
-        if spec.release.reproduce > 1:
-            result.append((platform, f"{platform.builder_name}-again", True))
-    return result
-
-
-def trigger_scheduler(builder_name: str) -> str:
-    return "platform-" + builder_name.removeprefix("build-")
+def assemble_command(*args: object) -> list[object]:
+    """The assembler's entry point, with the master's own interpreter (the coordinator runs on the master)."""
+    return [sys.executable, "-m", "velofarm.release.assemble", *args]
 
 
 def release_factory(spec: Spec, artifacts_root: Path, staging_root: Path) -> util.BuildFactory:
@@ -149,8 +136,8 @@ def release_factory(spec: Spec, artifacts_root: Path, staging_root: Path) -> uti
         command=[sys.executable, "-m", "velofarm.release.changelog", "--spec", spec_path, "--tag", TAG,
                  "--commit", util.Property("tag_commit"), "--git-cache", git_cache]))
     f.addStep(ReleaseTrigger(
-        name="build platforms", schedulerNames=[trigger_scheduler(b) for _, b, _ in builders],
-        platform_of_builder={b: p.name for p, b, _ in builders}, waitForFinish=True, haltOnFailure=True,
+        name="build platforms", schedulerNames=[b.scheduler for b in builders],
+        platform_of_builder={b.name: b.platform.name for b in builders}, waitForFinish=True, haltOnFailure=True,
         sourceStamps=[{"codebase": "", "repository": spec.repo_url, "branch": TAG, "project": "",
                        "revision": util.Property("tag_commit")}],
         set_properties={"tag": TAG, "tag_commit": util.Property("tag_commit")}))
@@ -160,13 +147,12 @@ def release_factory(spec: Spec, artifacts_root: Path, staging_root: Path) -> uti
     staging = util.Interpolate(f"{staging_root}/%(prop:tag)s-%(prop:buildnumber)s")
     f.addStep(steps.ShellCommand(
         name="verify and assemble", haltOnFailure=True,
-        command=velofarm_command("release-assemble", "--spec", spec_path, "--tag", TAG,
-                                 "--commit", util.Property("tag_commit"), "--artifacts", str(artifacts_root),
-                                 "--out", staging, "--git-cache", git_cache, "--builds",
-                                 util.Transform(json.dumps, util.Property("platform_builds"), sort_keys=True))))
+        command=assemble_command("--spec", spec_path, "--tag", TAG, "--commit", util.Property("tag_commit"),
+                                 "--artifacts", str(artifacts_root), "--out", staging, "--git-cache", git_cache,
+                                 "--builds", util.Transform(json.dumps, util.Property("platform_builds"),
+                                                            sort_keys=True))))
     f.addStep(PublishRelease(name="publish", spec_path=spec_path, directory=staging,
-                             token=util.Secret(spec.release.github_token_secret)
-                             if spec.release.publisher == "github" else None,
+                             token=util.Secret(secret) if (secret := token_secret(spec)) else None,
                              doStepIf=lambda step: not step.getProperty("dry_run", False), haltOnFailure=True))
     f.addStep(steps.RemoveDirectory(name="clean staging", dir=staging, alwaysRun=True, hideStepIf=True))
     return f

@@ -29,6 +29,8 @@ def render_plan(plan: Plan, master_note: str) -> str:
     current = f"the latest now is {plan.highest_final}" if plan.highest_final else "no final release yet"
     kind = "pre-release, not marked latest" if plan.prerelease else (
         "final release, marked latest" if plan.latest else "final release, not marked latest (older)")
+    if plan.publisher == "gitea" and not plan.prerelease and not plan.latest:  # Gitea has no make_latest
+        kind = "final release, older, yet Gitea shows it as latest once published (newest published final)"
     lines.append(f"  kind       {kind}; {current}")
     lines.append(f"  platforms  {len(plan.platforms)}" + (f" ({master_note})" if master_note else ""))
     width = max((len(p.name) for p in plan.platforms), default=0)

@@ -32,10 +32,8 @@ def _forge_repo_url(settings: ReleaseSettings) -> str:
     """https://HOST/OWNER/REPO of the forge releases go to, or '' for the directory publisher."""
     if settings.publisher == "github":
         return f"{github_web_url(settings.github_api_url)}/{settings.github_repo}"
-    if settings.publisher == "gitea":
-        # Gitea/Forgejo: the fields the gitea publisher adds to [release]; getattr keeps this
-        # module working on a spec without them.
-        return f"{str(getattr(settings, 'gitea_url', '')).rstrip('/')}/{getattr(settings, 'gitea_repo', '')}"
+    if settings.publisher == "gitea":  # Gitea/Forgejo: the same /releases/download/TAG/ASSET paths
+        return f"{settings.gitea_url.rstrip('/')}/{settings.gitea_repo}"
     return ""
 
 

@@ -5,9 +5,11 @@ command (`verify`, `publish`). Pure: standard library, the shared leaves, `velof
 `velofarm.tags`, `velofarm.artifacts.store` (build folders) and `velofarm.worker_tools.pack` (to
 remake a signed archive); never Buildbot. `authenticode` runs the `osslsigncode` program.
 
-Entry points: `assemble.assemble_release()` / `assemble.compare_stored()`; `reproduce.compare_builds()`;
+Entry points: `assemble.assemble_release()` (and `python -m velofarm.release.assemble`, which the
+release coordinator runs) / `assemble.compare_stored()`; `reproduce.compare_builds()`;
 `authenticode.authenticode_signer()` / `authenticode.sign_archive()`; `verify.verify_release()` / `verify.load_release()`;
 `dashboard_data` (what the Releases page shows, from Buildbot's database rows);
 `changelog.release_changes()` / `changes_of()` (what changed, from `history.GitHistory`: plain git
-through subprocess); `plan.make_plan()` (`velofarm plan`).
+through subprocess; `python -m velofarm.release.changelog` is the coordinator's changelog step);
+`plan.make_plan()` (`velofarm plan`).
 """

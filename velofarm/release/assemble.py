@@ -1,11 +1,20 @@
 """Collect the archives of the builds a release triggered, verify them (bound to the release's commit,
-byte-identical when built twice), and write one complete release directory."""
+byte-identical when built twice), and write one complete release directory.
+
+The release coordinator's "verify and assemble" step runs it on the master (internal plumbing, not
+an ops command):
+
+    python -m velofarm.release.assemble --spec farm.toml --tag TAG --commit SHA --artifacts DIR --out DIR \
+        --builds '{"PLATFORM": [BUILD_ID, ...]}'
+"""
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import shutil
+import sys
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -13,14 +22,14 @@ from pathlib import Path
 from typing import Any
 
 from velofarm.artifacts.store import BUILD_JSON, BuildIdentity, build_dir, read_build_identity
-from velofarm.errors import ArtifactError, ReleaseError
+from velofarm.errors import ArtifactError, ReleaseError, VelofarmError
 from velofarm.publish.links import asset_url, release_page_url
-from velofarm.release.changelog import Changes, changes_heading, render_changes
+from velofarm.release.changelog import Changes, changes_heading, release_changes, render_changes
 from velofarm.release.checksums import checksum_line, read_checksum_file, sha256_file
 from velofarm.release.model import NOTES_FILE, RELEASE_JSON, SUMS_FILE
 from velofarm.release.notes import NotesIntro, NotesPlatform, render_notes
 from velofarm.release.reproduce import BuiltArchive, Comparison, compare_builds
-from velofarm.spec.farm import Spec
+from velofarm.spec.farm import Spec, load_spec
 from velofarm.spec.job import archive_name
 from velofarm.tags.semver import TagVersion, parse_tag
 
@@ -208,3 +217,47 @@ def _write_release(spec: Spec, tag: str, commit: str, version: TagVersion,
     if changes is not None:  # the Releases page shows it (collapsed) from here
         meta["changelog"], meta["previous_tag"] = intro.changelog, changes.previous
     (tmp / RELEASE_JSON).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+
+
+def build_ids(text: str) -> dict[str, list[int]]:
+    """--builds '{"PLATFORM": [BUILD_ID, ...]}': the builds the release triggered."""
+    try:
+        data = json.loads(text)
+        if isinstance(data, dict) and all(isinstance(v, list) and all(isinstance(i, int) for i in v)
+                                          for v in data.values()):
+            return {str(k): list(v) for k, v in data.items()}
+    except ValueError:
+        pass
+    raise ReleaseError(f"--builds: {text!r} is not a JSON object of platform -> [build id, ...], "
+                       'e.g. \'{"linux-x86_64": [17]}\'')
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The coordinator's step: assemble, then print every asset; errors are one `error: ` line."""
+    parser = argparse.ArgumentParser(prog="python -m velofarm.release.assemble",
+                                     description="collect and verify artifacts into a release folder")
+    for opt in ("--spec", "--tag", "--commit", "--artifacts", "--out"):
+        parser.add_argument(opt, required=True)
+    parser.add_argument("--git-cache", help="folder for a mirror of the project's tags (the changelog); "
+                        "without it the notes list no changes")
+    parser.add_argument("--builds", required=True,
+                        help='the builds the release triggered: {"PLATFORM": [BUILD_ID, ...]}')
+    args = parser.parse_args(argv)
+    try:
+        spec = load_spec(Path(args.spec))
+        builds = build_ids(args.builds)  # checked before the changelog's git work starts
+        changes = release_changes(spec, args.tag, args.commit, Path(args.git_cache)) if args.git_cache else None
+        out = assemble_release(spec, args.tag, args.commit, Path(args.artifacts), Path(args.out), builds, changes)
+    except VelofarmError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    meta = json.loads((out / RELEASE_JSON).read_text(encoding="utf-8"))
+    print(f"release {meta['tag']} assembled in {out}: every archive matches its .sha256; "
+          f"prerelease={meta['prerelease']}")
+    for asset in meta["assets"]:
+        print(f"  {asset['sha256']}  {asset['size']:>10}  {asset['name']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

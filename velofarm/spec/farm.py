@@ -12,11 +12,11 @@ from velofarm.errors import SpecError
 from velofarm.names import unsafe_name_reason
 from velofarm.spec.platforms import OSES, Platform, build_platform, catalogue_data, suggest
 from velofarm.spec.registry import read_registry
-from velofarm.spec.release_fields import notes_fields, reproduce_count
+from velofarm.spec.release_fields import GiteaFields, gitea_fields, notes_fields, reproduce_count
 
 DEFAULT_TAG_PATTERN = (r"^v(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)"
                        r"(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$")
-PUBLISHERS = ("directory", "github")
+PUBLISHERS = ("directory", "github", "gitea")
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,7 @@ class Worker:
 
 
 @dataclass(frozen=True)
-class ReleaseSettings:
+class ReleaseSettings(GiteaFields):  # gitea_url, gitea_repo, gitea_token_secret: see release_fields
     tag_pattern: str = DEFAULT_TAG_PATTERN
     publisher: str = "directory"
     directory: str = "releases"
@@ -339,8 +339,7 @@ def _worker_os(value: Any, served: list[str], platforms: dict[str, Platform], wh
 def _release(table: Any, where: str) -> ReleaseSettings:
     if not isinstance(table, dict):
         raise SpecError(f"{where}: must be a table")
-    _only(table, {"tag_pattern", "publisher", "directory", "github_repo", "github_api_url",
-                  "github_token_secret", "base_url", "notes", "reproduce"}, where)
+    _only(table, set(ReleaseSettings.__dataclass_fields__), where)  # as _master: every field, none else
     pattern = table.get("tag_pattern", DEFAULT_TAG_PATTERN)
     try:
         re.compile(pattern)
@@ -359,7 +358,7 @@ def _release(table: Any, where: str) -> ReleaseSettings:
                            directory=str(table.get("directory", "releases")), github_repo=str(repo),
                            github_api_url=str(table.get("github_api_url", "https://api.github.com")).rstrip("/"),
                            github_token_secret=str(table.get("github_token_secret", "github-token")),
-                           **notes_fields(table, where))
+                           **notes_fields(table, where), **gitea_fields(table, where, publisher))
 
 
 def _master(table: Any, where: str) -> MasterSettings:

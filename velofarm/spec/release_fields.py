@@ -1,11 +1,14 @@
-"""Checks for the [release] fields the notes depend on: where assets are linked to, where the
-changelog comes from; and how many builds of each platform must agree (`reproduce_count()`).
-farm.py's `_release` takes `notes_fields()`; each rule and its message live here.
+"""Checks for the [release] fields the notes depend on (where assets are linked to, where the
+changelog comes from), for the Gitea/Forgejo publisher's (`gitea_url`, `gitea_repo`,
+`gitea_token_secret`), and how many builds of each platform must agree (`reproduce_count()`).
+farm.py's `_release` takes `notes_fields()` and `gitea_fields()`; each rule and its message live here.
 """
 
 from __future__ import annotations
 
+import re
 import urllib.parse
+from dataclasses import dataclass
 from typing import Any
 
 from velofarm.errors import SpecError
@@ -44,6 +47,37 @@ def notes_fields(table: dict[str, Any], where: str) -> dict[str, str]:
             "notes": notes_source(table, where)}
 
 
+@dataclass(frozen=True)
+class GiteaFields:
+    """The Gitea/Forgejo publisher's [release] fields (ReleaseSettings has them)."""
+
+    gitea_url: str = ""  # the Gitea/Forgejo root URL (the API is {gitea_url}/api/v1)
+    gitea_repo: str = ""
+    gitea_token_secret: str = "gitea-token"
+
+
+REPO_NAME = r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$"
+
+GITEA_FIELDS = ("gitea_url", "gitea_repo", "gitea_token_secret")
+
+
+def gitea_fields(table: dict[str, Any], where: str, publisher: str) -> dict[str, str]:
+    """The Gitea/Forgejo fields, checked when they are set or when publisher = "gitea"."""
+    url = str(table.get("gitea_url", "")).rstrip("/")
+    repo = str(table.get("gitea_repo", ""))
+    if (url or publisher == "gitea") and not re.match(r"^https?://[^/\s]+", url):
+        raise SpecError(f"{where}.gitea_url: {url!r} needs a scheme and a host, e.g. "
+                        "\"https://gitea.example.com\" (the root URL, without /api/v1)")
+    if url.endswith("/api/v1"):
+        raise SpecError(f"{where}.gitea_url: give the root URL without /api/v1 (velofarm adds it): "
+                        f"\"{url[:-len('/api/v1')]}\"")
+    if (repo or publisher == "gitea") and not re.match(REPO_NAME, repo):
+        raise SpecError(f"{where}.gitea_repo: {repo!r}: set it to OWNER/NAME when publisher = \"gitea\"")
+    secret = str(table.get("gitea_token_secret", "gitea-token"))
+    if not secret:
+        raise SpecError(f"{where}.gitea_token_secret: empty; name the secret that holds the token "
+                        "(default \"gitea-token\")")
+    return {"gitea_url": url, "gitea_repo": repo, "gitea_token_secret": secret}
 def reproduce_count(table: dict[str, Any], where: str) -> int:
     """[release] reproduce: how many builds of each platform must be byte-identical (1 or 2)."""
     value = table.get("reproduce", 1)
