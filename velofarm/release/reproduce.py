@@ -84,10 +84,13 @@ def first_difference(a: Path, b: Path) -> str:
     return "every entry is the same; the archive container differs (compression or headers)"
 
 
+def _short_sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()[:12]
+
+
 def _first_byte(a: bytes, b: bytes) -> str:
     at = next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b)))
-    sha = lambda data: hashlib.sha256(data).hexdigest()[:12]  # noqa: E731
-    return f"first at byte {at} of {len(a)} / {len(b)}; sha256 {sha(a)} / {sha(b)}"
+    return f"first at byte {at} of {len(a)} / {len(b)}; sha256 {_short_sha(a)} / {_short_sha(b)}"
 
 
 def diffoscope_html(a: Path, b: Path) -> str | None:
