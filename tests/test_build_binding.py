@@ -180,3 +180,19 @@ def test_diffoscope_reports_the_difference_as_html(tmp_path: Path) -> None:
     html = diffoscope_html(a, b)
     assert html is not None and html.lstrip().startswith("<!DOCTYPE html>")
     assert "x/stamp.txt" in html and "12:00:0<ins>1</ins>" in html  # the changed line, marked up
+
+
+def test_the_second_build_has_its_own_cargo_target_folder() -> None:
+    from buildbot.process.properties import Properties
+
+    from velofarm.buildmaster.factories import bin_dir, cargo_target_dir
+    platform = spec_with(Path("/nowhere")).platforms["linux-x86_64"]
+    props = Properties(builddir="/w/build-linux-x86_64")
+    rendered: list[str] = []
+    for again in (False, True):
+        for value in (cargo_target_dir(platform, again), bin_dir(platform, again)):
+            props.render(value).addCallback(rendered.append)
+    assert rendered == ["/w/build-linux-x86_64/../.cargo-target/linux-x86_64",
+                        "/w/build-linux-x86_64/../.cargo-target/linux-x86_64/x86_64-unknown-linux-gnu/release",
+                        "/w/build-linux-x86_64/../.cargo-target/linux-x86_64-again",
+                        "/w/build-linux-x86_64/../.cargo-target/linux-x86_64-again/x86_64-unknown-linux-gnu/release"]

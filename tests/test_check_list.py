@@ -78,3 +78,4 @@ def test_with_reproduce_2_each_platform_has_a_second_builder_and_the_plan_still_
     assert given["platform-linux-x86_64-again"] == ("Triggerable", ["build-linux-x86_64-again"])
     again = next(b for b in config["builders"] if b.name == "build-linux-x86_64-again")
     assert again.nextWorker is not None and again.collapseRequests is False
+
