@@ -25,7 +25,7 @@ def test_it_assembles_and_lists_every_asset(tmp_path: Path) -> None:
     archives = fill_store(spec, tmp_path / "artifacts")
     out = tmp_path / "staging" / TAG
     result = assemble("--spec", str(FARM_TOML), "--tag", TAG, "--commit", COMMIT,
-                      "--artifacts", str(tmp_path / "artifacts"), "--out", str(out),
+                      "--artifacts", str(tmp_path / "artifacts"), "--out", str(out), "--unsigned",
                       "--builds", json.dumps(store_builds(spec)))
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith(f"release {TAG} assembled in {out}: every archive matches its .sha256")
@@ -42,7 +42,7 @@ def test_a_missing_platform_is_one_error_line_and_no_folder(tmp_path: Path) -> N
     archives[gone].unlink()
     out = tmp_path / "staging" / TAG
     result = assemble("--spec", str(FARM_TOML), "--tag", TAG, "--commit", COMMIT,
-                      "--artifacts", str(tmp_path / "artifacts"), "--out", str(out),
+                      "--artifacts", str(tmp_path / "artifacts"), "--out", str(out), "--unsigned",
                       "--builds", json.dumps(store_builds(spec)))
     assert result.returncode == 1 and result.stdout == ""
     assert result.stderr.startswith(f"error: tag {TAG}: platform {gone}: ") and result.stderr.count("\n") == 1
@@ -55,6 +55,17 @@ def test_the_builds_argument_is_checked_first(tmp_path: Path) -> None:
     assert result.returncode == 1 and result.stderr.startswith("error: --builds: ")
     assert "is not a JSON object of platform -> [build id, ...]" in result.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_signing_needs_the_build_records(tmp_path: Path) -> None:
+    spec = load_spec(FARM_TOML)
+    fill_store(spec, tmp_path / "artifacts")
+    out = tmp_path / "staging" / TAG
+    result = assemble("--spec", str(FARM_TOML), "--tag", TAG, "--commit", COMMIT,
+                      "--artifacts", str(tmp_path / "artifacts"), "--out", str(out),
+                      "--builds", json.dumps(store_builds(spec)))
+    assert result.returncode == 1 and "error: --records FILE (the coordinator's build records)" in result.stderr
+    assert not out.exists()
 
 
 def test_the_ops_face_no_longer_has_the_plumbing() -> None:

@@ -10,7 +10,8 @@ from typing import Any
 from buildbot.plugins import steps, util
 
 from velofarm.buildmaster.farmplan import platform_builders
-from velofarm.buildmaster.steps import CompareBuilds, PublishRelease, ReleaseTrigger, ResolveTag
+from velofarm.buildmaster.records import RecordBuilds
+from velofarm.buildmaster.steps import CheckSigningKeys, CompareBuilds, PublishRelease, ReleaseTrigger, ResolveTag
 from velofarm.buildmaster.uploads import UploadArtifact
 from velofarm.publish.select import token_secret
 from velofarm.release.authenticode import Authenticode
@@ -128,6 +129,8 @@ def release_factory(spec: Spec, artifacts_root: Path, staging_root: Path) -> uti
     builders = platform_builders(spec)
     f.addStep(ResolveTag(name="resolve tag", repo_url=spec.repo_url, tag_pattern=spec.release.tag_pattern,
                          haltOnFailure=True))
+    f.addStep(CheckSigningKeys(name="check signing keys", secrets_dir=str(spec.resolve(spec.master.secrets_dir)),
+                               keys_dir=str(spec.resolve("keys")), haltOnFailure=True))
     # The notes' changelog, before any build: a CHANGELOG.md without the version's section stops
     # the release here, not after every platform was built. Its log shows what the notes will say.
     git_cache = str(staging_root.parent / "git-cache")
@@ -145,14 +148,21 @@ def release_factory(spec: Spec, artifacts_root: Path, staging_root: Path) -> uti
         f.addStep(CompareBuilds(name="compare builds", spec_path=spec_path, artifacts_root=str(artifacts_root),
                                 haltOnFailure=True))
     staging = util.Interpolate(f"{staging_root}/%(prop:tag)s-%(prop:buildnumber)s")
+    records = util.Interpolate(f"{staging_root}/%(prop:tag)s-%(prop:buildnumber)s.records.json")
+    f.addStep(RecordBuilds(name="record builds", path=records, haltOnFailure=True))
+    # Signs with the farm's keys from the secrets folder (read by this command on the master, never
+    # passed on its command line or environment) and attests from the records just written.
     f.addStep(steps.ShellCommand(
         name="verify and assemble", haltOnFailure=True,
         command=assemble_command("--spec", spec_path, "--tag", TAG, "--commit", util.Property("tag_commit"),
                                  "--artifacts", str(artifacts_root), "--out", staging, "--git-cache", git_cache,
+                                 "--records", records, "--source-cache", str(staging_root.parent / "sources"),
                                  "--builds", util.Transform(json.dumps, util.Property("platform_builds"),
                                                             sort_keys=True))))
     f.addStep(PublishRelease(name="publish", spec_path=spec_path, directory=staging,
                              token=util.Secret(secret) if (secret := token_secret(spec)) else None,
                              doStepIf=lambda step: not step.getProperty("dry_run", False), haltOnFailure=True))
     f.addStep(steps.RemoveDirectory(name="clean staging", dir=staging, alwaysRun=True, hideStepIf=True))
+    f.addStep(steps.ShellCommand(name="clean records", command=["rm", "-f", records], alwaysRun=True,
+                                 hideStepIf=True))
     return f
