@@ -48,7 +48,8 @@ def builders(spec: Spec, basedir: Path) -> list[Any]:
                                                     signer if b.platform.authenticode else None),
                            collapseRequests=False,
                            nextWorker=other_worker_than(b.platform.builder_name, b.name) if twice else None,
-                           tags=["platform", b.platform.os], description=f"{b.platform.target} ({b.platform.method})"
+                           tags=b.platform.builder_tags,
+                           description=f"{b.platform.target} ({b.platform.method}, built on {b.platform.os})"
                            + (", second build for the reproducibility check" if b.again else ""),
                            properties={"platform": b.platform.name, "target": b.platform.target})
         for b in platform_builders(spec)
