@@ -23,7 +23,7 @@ from buildbot.process.results import FAILURE, SUCCESS
 from twisted.internet import defer, threads
 
 from bench.events import EventRecorder
-from velofarm.artifacts.store import commit_incoming
+from velofarm.artifacts.store import BuildIdentity, commit_incoming
 from velofarm.buildmaster.steps import ReleaseTrigger
 from velofarm.buildmaster.uploads import UploadArtifact, UploadReceiver
 from velofarm.errors import VelofarmError
@@ -66,8 +66,12 @@ class CommitArtifacts(BuildStep):
         log = yield self.addLog("stdio")
         tag = self.getProperty("tag")
         try:
-            final = yield threads.deferToThread(commit_incoming, Path(self.artifacts_root), tag, self.platform,
-                                                self.build.number, self.archive)
+            # The FileUpload path names its incoming folder by build number (one builder per link).
+            record = BuildIdentity(tag=tag, platform=self.platform, build_id=self.build.number,
+                                 build_number=self.build.number, builder=self.build.builder.name,
+                                 worker=self.build.workerforbuilder.worker.workername, commit="",
+                                 archive=str(self.archive))
+            final = yield threads.deferToThread(commit_incoming, Path(self.artifacts_root), record)
         except VelofarmError as exc:
             yield log.addStderr(f"error: {exc}\n")
             self.descriptionDone = ["artifact rejected"]

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from velofarm.artifacts.store import BuildIdentity, commit_incoming, incoming_dir
 from velofarm.cli.localfarm import write_farm
 from velofarm.release.assemble import assemble_release
 from velofarm.spec.farm import load_spec
@@ -56,12 +57,16 @@ def measure(root: Path, emit: Any) -> dict[str, Any]:
     farm = write_farm(root / "verify-farm", REPO / "farm.toml", PLATFORMS)
     spec = load_spec(farm.spec_path)
     store = root / "verify-artifacts"
-    paths = []
-    for name in PLATFORMS:
-        folder = store / TAG / name
-        folder.mkdir(parents=True)
-        paths.append(folder / archive_name(spec.project.name, TAG, spec.platforms[name]))
-        _write_archive(paths[-1])
+    paths, builds = [], {}
+    for build_id, name in enumerate(PLATFORMS, start=1):
+        archive = archive_name(spec.project.name, TAG, spec.platforms[name])
+        incoming = incoming_dir(store, TAG, name, build_id)
+        incoming.mkdir(parents=True)
+        _write_archive(incoming / archive)
+        record = BuildIdentity(tag=TAG, platform=name, build_id=build_id, build_number=build_id,
+                             builder=f"build-{name}", worker="bench", commit="0" * 40, archive=archive)
+        paths.append(commit_incoming(store, record))  # as the master stores an upload
+        builds[name] = [build_id]
     total_mib = ARCHIVE_MIB * len(paths)
     hashlib_s = _best(lambda: _hashlib_pass(paths))
     sha256sum_s = _best(lambda: _timed(["sha256sum", *map(str, paths)]))
@@ -69,7 +74,7 @@ def measure(root: Path, emit: Any) -> dict[str, Any]:
     for i in range(2):
         out = root / f"verify-release-{i}"
         start = time.perf_counter()
-        assemble_release(spec, TAG, "0" * 40, store, out)
+        assemble_release(spec, TAG, "0" * 40, store, out, builds)
         runs.append(time.perf_counter() - start)
     release_s = min(runs)
     emit(f"  {total_mib} MiB of archives: release step {total_mib / release_s:.0f} MiB/s, "

@@ -63,3 +63,19 @@ def test_check_list_refuses_a_bad_farm_first(tmp_path: Path) -> None:
     out = velofarm("check", "--list", "--spec", str(spec))
     assert out.returncode == 1 and out.stdout == ""
     assert "max_builds: must be a whole number from 1 to 64, got 0" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_with_reproduce_2_each_platform_has_a_second_builder_and_the_plan_still_matches(tmp_path: Path) -> None:
+    farm = write_farm(tmp_path / "farm", FARM_TOML, PLATFORMS, workers_per_platform=2, release={"reproduce": 2})
+    spec = load_spec(farm.spec_path)
+    config = load_master_config(tmp_path / "master", farm.spec_path)
+    names = [b.name for b in config["builders"]]
+    assert names == ["build-linux-x86_64", "build-linux-x86_64-again", "build-windows-x86_64-gnu",
+                     "build-windows-x86_64-gnu-again", "release"]
+    assert [b.name for b in builder_plans(spec)] == names
+    given = {s.name: (type(s).__name__, list(s.builderNames)) for s in config["schedulers"]}
+    assert {s.name: (s.kind, list(s.triggers)) for s in scheduler_plans(spec)} == given
+    assert given["platform-linux-x86_64-again"] == ("Triggerable", ["build-linux-x86_64-again"])
+    again = next(b for b in config["builders"] if b.name == "build-linux-x86_64-again")
+    assert again.nextWorker is not None and again.collapseRequests is False
+

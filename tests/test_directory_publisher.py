@@ -9,7 +9,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from test_release_assembly import COMMIT, TAG, fill_store, make_spec
+from test_release_assembly import BUILDS, COMMIT, TAG, fill_store, make_spec
 
 from velofarm.errors import PublishError, ReleaseError
 from velofarm.publish.directory import DirectoryPublisher
@@ -22,7 +22,8 @@ def build_release(tmp_path: Path, name: str, salt: str = "", tag: str = TAG) -> 
     """A verified release of two platforms, assembled under tmp_path/name."""
     spec = make_spec(tmp_path)
     fill_store(spec, tmp_path / name / "artifacts", tag=tag, salt=salt)
-    out = assemble_release(spec, tag, COMMIT, tmp_path / name / "artifacts", tmp_path / name / "staging" / tag)
+    out = assemble_release(spec, tag, COMMIT, tmp_path / name / "artifacts", tmp_path / name / "staging" / tag,
+                           BUILDS)
     return load_release(out)
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from support.gitea_standin import TOKEN, GiteaStandIn
-from test_release_assembly import COMMIT, fill_store, make_spec
+from test_release_assembly import COMMIT, fill_store, make_spec, store_builds
 from test_release_links import assemble, links_in
 from test_release_links import make_spec as make_linked_spec
 
@@ -57,7 +57,8 @@ def test_release_builder_reads_the_gitea_token_secret(tmp_path: Path) -> None:
 def release_dir(tmp_path: Path) -> Path:
     spec = make_spec(tmp_path)
     fill_store(spec, tmp_path / "artifacts", tag="v0.3.0")
-    return assemble_release(spec, "v0.3.0", COMMIT, tmp_path / "artifacts", tmp_path / "staging" / "v0.3.0")
+    return assemble_release(spec, "v0.3.0", COMMIT, tmp_path / "artifacts", tmp_path / "staging" / "v0.3.0",
+                            store_builds(spec))
 
 
 def test_velofarm_publish_to_gitea(release_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

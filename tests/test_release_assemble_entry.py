@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from test_release_assembly import COMMIT, TAG, fill_store
+from test_release_assembly import COMMIT, TAG, fill_store, store_builds
 
 from velofarm.spec.farm import load_spec
 
@@ -25,7 +25,8 @@ def test_it_assembles_and_lists_every_asset(tmp_path: Path) -> None:
     archives = fill_store(spec, tmp_path / "artifacts")
     out = tmp_path / "staging" / TAG
     result = assemble("--spec", str(FARM_TOML), "--tag", TAG, "--commit", COMMIT,
-                      "--artifacts", str(tmp_path / "artifacts"), "--out", str(out), "--unsigned")
+                      "--artifacts", str(tmp_path / "artifacts"), "--out", str(out), "--unsigned",
+                      "--builds", json.dumps(store_builds(spec)))
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith(f"release {TAG} assembled in {out}: every archive matches its .sha256")
     meta = json.loads((out / "release.json").read_text())
@@ -41,10 +42,19 @@ def test_a_missing_platform_is_one_error_line_and_no_folder(tmp_path: Path) -> N
     archives[gone].unlink()
     out = tmp_path / "staging" / TAG
     result = assemble("--spec", str(FARM_TOML), "--tag", TAG, "--commit", COMMIT,
-                      "--artifacts", str(tmp_path / "artifacts"), "--out", str(out), "--unsigned")
+                      "--artifacts", str(tmp_path / "artifacts"), "--out", str(out), "--unsigned",
+                      "--builds", json.dumps(store_builds(spec)))
     assert result.returncode == 1 and result.stdout == ""
     assert result.stderr.startswith(f"error: tag {TAG}: platform {gone}: ") and result.stderr.count("\n") == 1
     assert not out.exists()
+
+
+def test_the_builds_argument_is_checked_first(tmp_path: Path) -> None:
+    result = assemble("--spec", str(FARM_TOML), "--tag", TAG, "--commit", COMMIT, "--artifacts", str(tmp_path),
+                      "--out", str(tmp_path / "out"), "--builds", '{"linux-x86_64": ["17"]}')
+    assert result.returncode == 1 and result.stderr.startswith("error: --builds: ")
+    assert "is not a JSON object of platform -> [build id, ...]" in result.stderr
+    assert not (tmp_path / "out").exists()
 
 
 def test_signing_needs_the_build_records(tmp_path: Path) -> None:
@@ -52,7 +62,8 @@ def test_signing_needs_the_build_records(tmp_path: Path) -> None:
     fill_store(spec, tmp_path / "artifacts")
     out = tmp_path / "staging" / TAG
     result = assemble("--spec", str(FARM_TOML), "--tag", TAG, "--commit", COMMIT,
-                      "--artifacts", str(tmp_path / "artifacts"), "--out", str(out))
+                      "--artifacts", str(tmp_path / "artifacts"), "--out", str(out),
+                      "--builds", json.dumps(store_builds(spec)))
     assert result.returncode == 1 and "error: --records FILE (the coordinator's build records)" in result.stderr
     assert not out.exists()
 

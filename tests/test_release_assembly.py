@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from conftest import need
 
+from velofarm.artifacts.store import BuildIdentity, commit_incoming, incoming_dir
 from velofarm.errors import ReleaseError
 from velofarm.release.assemble import assemble_release
 from velofarm.release.checksums import checksum_line, parse_sums, read_checksum_file
@@ -54,17 +55,31 @@ def archive_bytes(spec: Spec, platform: str, salt: str = "") -> bytes:
     return gzip.compress(text, mtime=0)
 
 
+BUILDS = {"linux-x86_64": [11], "windows-x86_64-gnu": [12]}  # the builds "this release triggered"
+
+
+def store_builds(spec: Spec) -> dict[str, list[int]]:
+    """The build ids fill_store uses: one per platform, from 11 in farm.toml's order (BUILDS for PLATFORMS)."""
+    return {name: [11 + i] for i, name in enumerate(spec.platforms)}
+
+
+def store_build(root: Path, spec: Spec, tag: str, name: str, build_id: int, content: bytes,
+                commit: str = COMMIT) -> Path:
+    """Put one build's archive into the store the way the master does (commit_incoming)."""
+    archive = archive_name(spec.project.name, tag, spec.platforms[name])
+    incoming = incoming_dir(root, tag, name, build_id)
+    incoming.mkdir(parents=True)
+    (incoming / archive).write_bytes(content)
+    pack.write_checksum(incoming / archive)
+    record = BuildIdentity(tag=tag, platform=name, build_id=build_id, build_number=build_id % 100,
+                         builder=f"build-{name}", worker="lin-1", commit=commit, archive=archive)
+    return commit_incoming(root, record)
+
+
 def fill_store(spec: Spec, root: Path, tag: str = TAG, salt: str = "") -> dict[str, Path]:
-    """artifacts/<tag>/<platform>/<archive> + <archive>.sha256, as commit_incoming leaves them."""
-    archives = {}
-    for name, platform in spec.platforms.items():
-        folder = root / tag / name
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / archive_name(spec.project.name, tag, platform)
-        path.write_bytes(archive_bytes(spec, name, salt))
-        pack.write_checksum(path)
-        archives[name] = path
-    return archives
+    """One stored build per platform (store_builds), as the master's upload step leaves them."""
+    return {name: store_build(root, spec, tag, name, ids[0], archive_bytes(spec, name, salt))
+            for name, ids in store_builds(spec).items()}
 
 
 @pytest.fixture
@@ -85,7 +100,7 @@ def staging(tmp_path: Path) -> Path:
 
 
 def assemble(spec: Spec, tmp_path: Path, staging: Path, tag: str = TAG) -> Path:
-    return assemble_release(spec, tag, COMMIT, tmp_path / "artifacts", staging / tag)
+    return assemble_release(spec, tag, COMMIT, tmp_path / "artifacts", staging / tag, BUILDS)
 
 
 def sha(path: Path) -> str:
@@ -231,7 +246,7 @@ def test_missing_platform_artifact(spec: Spec, store: dict[str, Path], tmp_path:
     Path(f"{path}{suffix}").unlink()
     msg = refused(spec, tmp_path, staging)
     assert f"tag {TAG}: platform windows-x86_64-gnu: {path}{suffix} is missing" in msg
-    assert "force build-windows-x86_64-gnu with tag=v1.2.3" in msg
+    assert "build 12, which this release triggered, stored nothing; rebuild the release" in msg
 
 
 def test_platform_never_built(spec: Spec, store: dict[str, Path], tmp_path: Path, staging: Path) -> None:

@@ -189,8 +189,9 @@ def test_each_platform_build_shows_its_steps_and_smoke_output(farm: LocalFarm, v
         smoke = step_log(farm, build["buildid"], "smoke test")
         assert "velo-sql 0.1.0" in smoke and "velo-cli 0.1.0" in smoke
         assert "velo-schema-generator" in smoke  # listed as not run
-        stored = farm.master_dir / "artifacts" / "v0.1.0" / platform
-        assert sorted(p.name for p in stored.iterdir())[0].startswith("velostream-v0.1.0-")
+        stored = farm.master_dir / "artifacts" / "v0.1.0" / platform / "builds" / str(build["buildid"])
+        assert json.loads((stored / "build.json").read_text())["commit"] == tag_commit  # bound to its build
+        assert [p.name for p in stored.iterdir() if p.name.startswith("velostream-v0.1.0-")]
     assert not [p for p in (farm.master_dir / "artifacts" / "v0.1.0").iterdir() if p.name.startswith(".")]
 
 

@@ -16,7 +16,7 @@ from typing import Any, Iterator
 import pytest
 from support.github_standin import TOKEN, GitHubStandIn
 from support.gitrepo import Repo
-from test_release_assembly import COMMIT, fill_store
+from test_release_assembly import BUILDS, COMMIT, fill_store
 
 from velofarm.errors import SpecError
 from velofarm.publish.directory import DirectoryPublisher
@@ -43,7 +43,7 @@ def make_spec(tmp_path: Path, **release: Any) -> Spec:
 
 def assemble(spec: Spec, tmp_path: Path, tag: str = TAG, **kw: Any) -> Path:
     fill_store(spec, tmp_path / "artifacts", tag)
-    return assemble_release(spec, tag, COMMIT, tmp_path / "artifacts", tmp_path / "staging" / tag, **kw)
+    return assemble_release(spec, tag, COMMIT, tmp_path / "artifacts", tmp_path / "staging" / tag, BUILDS, **kw)
 
 
 def links_in(notes: str) -> set[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import stat
@@ -12,7 +13,7 @@ from typing import Any
 import pytest
 from conftest import FARM_TOML
 
-from velofarm.artifacts.store import check_part, commit_incoming, incoming_dir
+from velofarm.artifacts.store import BuildIdentity, check_part, commit_incoming, incoming_dir, read_build_identity
 from velofarm.errors import ArtifactError, SpecError
 from velofarm.names import unsafe_name_reason
 from velofarm.release.checksums import checksum_line, sha256_file
@@ -172,6 +173,15 @@ def test_remove(tmp_path: Path) -> None:
 ARCHIVE = "demo-v1.2.3-x86_64-unknown-linux-gnu.tar.gz"
 
 
+COMMIT = "6113728f27ae82c7b1a177c8d03f9e96e0adf246"
+
+
+def record(build: int, commit: str = COMMIT, tag: str = "v1.2.3", platform: str = "linux-x86_64",
+           archive: str = ARCHIVE) -> BuildIdentity:
+    return BuildIdentity(tag=tag, platform=platform, build_id=build, build_number=build - 100,
+                       builder=f"build-{platform}", worker="linux-1", commit=commit, archive=archive)
+
+
 def upload(root: Path, build: int, content: bytes, listed_digest: str | None = None,
            listed_name: str = ARCHIVE) -> Path:
     """What a worker's upload leaves in the incoming folder."""
@@ -185,62 +195,87 @@ def upload(root: Path, build: int, content: bytes, listed_digest: str | None = N
     return incoming
 
 
-def test_commit_moves_a_good_upload_into_place(tmp_path: Path) -> None:
-    incoming = upload(tmp_path, 7, b"archive bytes")
-    final = commit_incoming(tmp_path, "v1.2.3", "linux-x86_64", 7, ARCHIVE)
-    assert final == tmp_path / "v1.2.3" / "linux-x86_64" / ARCHIVE
+def test_commit_moves_a_good_upload_into_its_build_folder(tmp_path: Path) -> None:
+    incoming = upload(tmp_path, 107, b"archive bytes")
+    final = commit_incoming(tmp_path, record(107))
+    assert final == tmp_path / "v1.2.3" / "linux-x86_64" / "builds" / "107" / ARCHIVE
     assert final.read_bytes() == b"archive bytes"
-    assert sorted(p.name for p in final.parent.iterdir()) == [ARCHIVE, f"{ARCHIVE}.sha256"]
+    assert sorted(p.name for p in final.parent.iterdir()) == sorted([ARCHIVE, f"{ARCHIVE}.sha256", "build.json"])
     assert mode(final) == 0o644 and mode(final.parent / f"{ARCHIVE}.sha256") == 0o644
     assert not incoming.exists()
     assert sorted(p.name for p in (tmp_path / "v1.2.3").iterdir()) == ["linux-x86_64"]
 
 
-def test_commit_replaces_an_older_artifact_whole(tmp_path: Path) -> None:
-    upload(tmp_path, 7, b"old build")
-    commit_incoming(tmp_path, "v1.2.3", "linux-x86_64", 7, ARCHIVE)
-    (tmp_path / "v1.2.3" / "linux-x86_64" / "left-over.log").write_text("old", encoding="utf-8")
-    upload(tmp_path, 8, b"new build")
-    final = commit_incoming(tmp_path, "v1.2.3", "linux-x86_64", 8, ARCHIVE)
-    assert final.read_bytes() == b"new build"
-    assert sorted(p.name for p in final.parent.iterdir()) == [ARCHIVE, f"{ARCHIVE}.sha256"]
-    assert sorted(p.name for p in (tmp_path / "v1.2.3").iterdir()) == ["linux-x86_64"]  # no .old-, no .incoming-
+def test_commit_records_the_build_that_made_the_archive(tmp_path: Path) -> None:
+    upload(tmp_path, 107, b"archive bytes")
+    final = commit_incoming(tmp_path, record(107))
+    stored = read_build_identity(final.parent)
+    assert stored == BuildIdentity(tag="v1.2.3", platform="linux-x86_64", build_id=107, build_number=7,
+                                 builder="build-linux-x86_64", worker="linux-1", commit=COMMIT, archive=ARCHIVE,
+                                 sha256=hashlib.sha256(b"archive bytes").hexdigest())
+    assert stored.describe() == "build-linux-x86_64 #7 (build 107, worker linux-1)"
+
+
+def test_a_later_build_of_the_same_tag_adds_a_folder_and_changes_no_earlier_one(tmp_path: Path) -> None:
+    upload(tmp_path, 107, b"the release's build")
+    first = commit_incoming(tmp_path, record(107))
+    upload(tmp_path, 108, b"a dry run landing later")
+    second = commit_incoming(tmp_path, record(108))
+    assert first.read_bytes() == b"the release's build" and second.read_bytes() == b"a dry run landing later"
+    platform_dir = tmp_path / "v1.2.3" / "linux-x86_64"
+    assert sorted(p.name for p in (platform_dir / "builds").iterdir()) == ["107", "108"]
+    # the platform level shows the newest build, for downloads; releases read builds/<id>/
+    assert (platform_dir / ARCHIVE).read_bytes() == b"a dry run landing later"
+    assert read_build_identity(platform_dir).build_id == 108
+    assert sorted(p.name for p in platform_dir.iterdir()) == sorted([ARCHIVE, f"{ARCHIVE}.sha256", "build.json", "builds"])
+    assert sorted(p.name for p in (tmp_path / "v1.2.3").iterdir()) == ["linux-x86_64"]  # no .incoming-
+
+
+def test_a_build_stores_once(tmp_path: Path) -> None:
+    upload(tmp_path, 107, b"first")
+    commit_incoming(tmp_path, record(107))
+    upload(tmp_path, 107, b"again")
+    with pytest.raises(ArtifactError, match="build 107 already stored an archive"):
+        commit_incoming(tmp_path, record(107))
+    assert (tmp_path / "v1.2.3" / "linux-x86_64" / "builds" / "107" / ARCHIVE).read_bytes() == b"first"
 
 
 def test_commit_trusts_the_receivers_digest(tmp_path: Path) -> None:
-    upload(tmp_path, 7, b"bytes")
+    upload(tmp_path, 107, b"bytes")
     with pytest.raises(ArtifactError, match="arrived with SHA-256 " + "f" * 64):
-        commit_incoming(tmp_path, "v1.2.3", "linux-x86_64", 7, ARCHIVE, received_sha256="f" * 64)
+        commit_incoming(tmp_path, record(107), received_sha256="f" * 64)
 
 
 @pytest.mark.parametrize("case", ["digest", "name"])
 def test_mismatched_checksum_is_refused_and_nothing_is_in_place(tmp_path: Path, case: str) -> None:
-    upload(tmp_path, 7, b"good old build")
-    commit_incoming(tmp_path, "v1.2.3", "linux-x86_64", 7, ARCHIVE)
+    upload(tmp_path, 107, b"good old build")
+    commit_incoming(tmp_path, record(107))
     kwargs = {"listed_digest": "0" * 64} if case == "digest" else {"listed_name": "other.tar.gz"}
-    incoming = upload(tmp_path, 8, b"damaged in transit", **kwargs)  # type: ignore[arg-type]
+    incoming = upload(tmp_path, 108, b"damaged in transit", **kwargs)  # type: ignore[arg-type]
     with pytest.raises(ArtifactError) as info:
-        commit_incoming(tmp_path, "v1.2.3", "linux-x86_64", 8, ARCHIVE)
+        commit_incoming(tmp_path, record(108))
     assert f"tag v1.2.3: platform linux-x86_64: {ARCHIVE} arrived with SHA-256" in str(info.value)
     assert "rebuild" in str(info.value)
     assert not incoming.exists()
-    assert (tmp_path / "v1.2.3" / "linux-x86_64" / ARCHIVE).read_bytes() == b"good old build"
+    platform_dir = tmp_path / "v1.2.3" / "linux-x86_64"
+    assert (platform_dir / ARCHIVE).read_bytes() == b"good old build"
+    assert sorted(p.name for p in (platform_dir / "builds").iterdir()) == ["107"]
     assert sorted(p.name for p in (tmp_path / "v1.2.3").iterdir()) == ["linux-x86_64"]
 
 
 def test_first_upload_mismatch_leaves_no_artifact(tmp_path: Path) -> None:
-    incoming = upload(tmp_path, 3, b"x", listed_digest="1" * 64)
+    incoming = upload(tmp_path, 103, b"x", listed_digest="1" * 64)
     with pytest.raises(ArtifactError):
-        commit_incoming(tmp_path, "v1.2.3", "linux-x86_64", 3, ARCHIVE)
+        commit_incoming(tmp_path, record(103))
     assert not incoming.exists() and not (tmp_path / "v1.2.3" / "linux-x86_64").exists()
 
 
 @pytest.mark.parametrize("missing", [ARCHIVE, f"{ARCHIVE}.sha256"])
 def test_missing_upload_file(tmp_path: Path, missing: str) -> None:
-    incoming = upload(tmp_path, 7, b"x")
+    incoming = upload(tmp_path, 107, b"x")
     (incoming / missing).unlink()
     with pytest.raises(ArtifactError, match=f"{missing} did not arrive at the master"):
-        commit_incoming(tmp_path, "v1.2.3", "linux-x86_64", 7, ARCHIVE)
+        commit_incoming(tmp_path, record(107))
     assert not incoming.exists() and not (tmp_path / "v1.2.3" / "linux-x86_64").exists()
 
 
@@ -250,7 +285,7 @@ def test_missing_upload_file(tmp_path: Path, missing: str) -> None:
 ])
 def test_store_paths_stay_inside(tmp_path: Path, tag: str, platform: str, archive: str) -> None:
     with pytest.raises(ArtifactError, match="cannot name a file in the artifact store"):
-        commit_incoming(tmp_path / "store", tag, platform, 1, archive)
+        commit_incoming(tmp_path / "store", record(1, tag=tag, platform=platform, archive=archive))
     assert not (tmp_path / "store").exists()
 
 

@@ -23,7 +23,7 @@ import pytest
 
 from velofarm.artifacts.incoming import UploadGrants
 from velofarm.artifacts.receiver import start_receiver, stop_receiver
-from velofarm.artifacts.store import commit_incoming, incoming_dir
+from velofarm.artifacts.store import BuildIdentity, commit_incoming, incoming_dir
 from velofarm.cli.localfarm import wait_for
 from velofarm.errors import VelofarmError
 from velofarm.worker_tools import transfer
@@ -93,7 +93,9 @@ def test_upload_arrives_whole_with_its_checksum(receiver: Receiver, tmp_path: Pa
     assert (folder / f"{NAME}.sha256").read_text() == (tmp_path / "dist" / f"{NAME}.sha256").read_text()
     receipts = receiver.grants.revoke(token)
     assert receipts[NAME].sha256 == digest and receipts[NAME].size == archive.stat().st_size
-    final = commit_incoming(receiver.root, "v1.0.0", "linux-x86_64", 7, NAME, receipts[NAME].sha256)
+    record = BuildIdentity(tag="v1.0.0", platform="linux-x86_64", build_id=7, build_number=3, builder="build-linux-x86_64",
+                         worker="w1", commit="a" * 40, archive=NAME)
+    final = commit_incoming(receiver.root, record, receipts[NAME].sha256)
     assert final.read_bytes() == archive.read_bytes() and not folder.exists()
 
 

@@ -9,5 +9,7 @@
   (and the official file when VELOFARM_GITEA_SWAGGER names it);
 - farmtools: reading a running farm (builds, steps, logs) through its REST API;
 - worker_jobs: the job file the worker tools read, as tests build it;
-- layout_rules: the house rules tests/test_layout.py holds velofarm/ to.
+- layout_rules: the house rules tests/test_layout.py holds velofarm/ to;
+- codesigning: a throwaway code-signing CA and certificate (openssl) and a tiny .exe (mingw-w64),
+  for the Authenticode tests.
 """

@@ -10,6 +10,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from velofarm.artifacts.store import BuildIdentity, commit_incoming, incoming_dir
 from velofarm.cli.localfarm import git
 from velofarm.release.assemble import assemble_release
 from velofarm.release.attest import load_trust
@@ -58,7 +59,8 @@ class TrustFarm:
     def assemble(self, out: Path, tag: str = TAG) -> Path:
         trust = load_trust(self.secrets.directory, self.keys, self.records, list(self.spec.platforms),
                            self.spec.repo_url, tag, self.commit, self.spec.project.manifest, self.root / "cache")
-        return assemble_release(self.spec, tag, self.commit, self.root / "artifacts", out, trust=trust)
+        builds = {name: [i] for i, name in enumerate(self.spec.platforms, start=1)}  # as make_trust_farm stored
+        return assemble_release(self.spec, tag, self.commit, self.root / "artifacts", out, builds, trust=trust)
 
 
 def _archive(name: str, top: str, files: dict[str, bytes]) -> bytes:
@@ -98,11 +100,15 @@ def make_trust_farm(root: Path, with_keys: bool = True) -> TrustFarm:
     for name, platform in spec.platforms.items():
         archive = archive_name("demo", TAG, platform)
         top = archive.removesuffix(".tar.gz").removesuffix(".zip")
-        folder = root / "artifacts" / TAG / name
+        build_id = len(platforms) + 1  # the build that "made" it, stored as the master stores an upload
+        folder = incoming_dir(root / "artifacts", TAG, name, build_id)
         folder.mkdir(parents=True)
         exe = f"demo{platform.exe_suffix}"
         (folder / archive).write_bytes(_archive(archive, top, {exe: f"binary {name}\n".encode(), "README.md": b"hi\n"}))
         pack.write_checksum(folder / archive)
+        commit_incoming(root / "artifacts", BuildIdentity(tag=TAG, platform=name, build_id=build_id, build_number=1,
+                                                          builder=platform.builder_name, worker="lin-1",
+                                                          commit=commit, archive=archive))
         platforms[name] = [{"url": f"http://127.0.0.1:8010/#/builders/{len(platforms) + 1}/builds/1",
                             "worker": "lin-1", "started_on": "2026-01-01T00:00:00Z",
                             "finished_on": "2026-01-01T00:01:00Z", "got_revision": commit,

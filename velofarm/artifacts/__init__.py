@@ -5,6 +5,6 @@ leaves and `velofarm.release.checksums`; the Buildbot layer (`buildmaster/upload
 
 Entry points: `receiver.start_receiver()` (the HTTP PUT endpoint workers upload to);
 `incoming.UploadGrants` (per-build tokens and what each may upload); `store.commit_incoming()` /
-`store.incoming_dir()` (an upload becomes `artifacts/<tag>/<platform>/` only when its checksum
-matches).
+`store.incoming_dir()` (an upload becomes `artifacts/<tag>/<platform>/builds/<build id>/`, with the
+master's `build.json`, only when its checksum matches; an optional signing hook runs first).
 """

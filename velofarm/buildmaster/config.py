@@ -10,12 +10,13 @@ from buildbot.plugins import secrets, util
 
 from velofarm.buildmaster.changes import change_sources
 from velofarm.buildmaster.factories import platform_factory, release_factory
-from velofarm.buildmaster.farmplan import CHANGE_SECRET, COORDINATOR, RELEASE_BUILDER
+from velofarm.buildmaster.farmplan import CHANGE_SECRET, COORDINATOR, RELEASE_BUILDER, platform_builders
 from velofarm.buildmaster.schedulers import all_schedulers
 from velofarm.buildmaster.uploads import upload_service
 from velofarm.buildmaster.webhook import WebhookService
-from velofarm.buildmaster.workers import all_workers
+from velofarm.buildmaster.workers import all_workers, other_worker_than
 from velofarm.buildmaster.www import WEBHOOK_SECRET, www_config
+from velofarm.release.authenticode import Authenticode, authenticode_signer
 from velofarm.secretstore import SecretStore
 from velofarm.spec.farm import Spec, load_spec
 
@@ -29,14 +30,29 @@ def secrets_dir(spec: Spec) -> Path:
     return spec.resolve(spec.master.secrets_dir)
 
 
+def authenticode_signer_for(spec: Spec) -> Authenticode | None:
+    """The Authenticode signer when any platform asks for it; refused at config load (before any
+    build starts) when its certificate or key is missing or the key is readable by others."""
+    if not any(p.authenticode for p in spec.platforms.values()):
+        return None
+    return authenticode_signer(secrets_dir(spec), spec.project.title)
+
+
 def builders(spec: Spec, basedir: Path) -> list[Any]:
     artifacts = basedir / spec.master.artifacts_dir
+    signer = authenticode_signer_for(spec)
+    twice = spec.release.reproduce > 1  # each platform's two builders prefer different workers
     result = [
-        util.BuilderConfig(name=p.builder_name, workernames=[w.name for w in spec.workers_for(p.name)],
-                           factory=platform_factory(spec, p, artifacts), collapseRequests=False,
-                           tags=p.builder_tags, description=f"{p.target} ({p.method}, built on {p.os})",
-                           properties={"platform": p.name, "target": p.target})
-        for p in spec.platforms.values()
+        util.BuilderConfig(name=b.name, workernames=[w.name for w in spec.workers_for(b.platform.name)],
+                           factory=platform_factory(spec, b.platform, artifacts, b.again,
+                                                    signer if b.platform.authenticode else None),
+                           collapseRequests=False,
+                           nextWorker=other_worker_than(b.platform.builder_name, b.name) if twice else None,
+                           tags=b.platform.builder_tags,
+                           description=f"{b.platform.target} ({b.platform.method}, built on {b.platform.os})"
+                           + (", second build for the reproducibility check" if b.again else ""),
+                           properties={"platform": b.platform.name, "target": b.platform.target})
+        for b in platform_builders(spec)
     ]
     result.append(util.BuilderConfig(name=RELEASE_BUILDER, workernames=[COORDINATOR], collapseRequests=False,
                                      factory=release_factory(spec, artifacts, basedir / "staging"),

@@ -9,12 +9,20 @@ from typing import Any
 
 from buildbot.plugins import steps, util
 
-from velofarm.buildmaster.farmplan import platform_scheduler
+from velofarm.buildmaster.farmplan import platform_builders
 from velofarm.buildmaster.records import RecordBuilds
-from velofarm.buildmaster.steps import CheckSigningKeys, PublishRelease, RecordReleaseFacts, ReleaseTrigger, ResolveTag
+from velofarm.buildmaster.steps import (
+    CheckSigningKeys,
+    CompareBuilds,
+    PublishRelease,
+    RecordReleaseFacts,
+    ReleaseTrigger,
+    ResolveTag,
+)
 from velofarm.buildmaster.toolsteps import ToolCommand
 from velofarm.buildmaster.uploads import UploadArtifact
 from velofarm.publish.select import token_secret
+from velofarm.release.authenticode import Authenticode
 from velofarm.spec.farm import Spec
 from velofarm.spec.job import archive_name, build_job, stage_name
 from velofarm.spec.platforms import Platform
@@ -33,22 +41,30 @@ def _archive(spec: Spec, platform: Platform) -> util.Transform:
     return util.Transform(archive_name, spec.project.name, util.Property("tag"), platform)
 
 
-def cargo_target_dir(platform: Platform) -> util.Interpolate:
+def target_cache(platform: Platform, again: bool = False) -> str:
+    """The cargo target folder's name: per worker and platform, and a separate one for the second
+    build of a reproducibility check (sharing one would let the second build reuse the first's
+    outputs, and cargo's lock would serialise the two)."""
+    return f"{platform.name}-again" if again else platform.name
+
+
+def cargo_target_dir(platform: Platform, again: bool = False) -> util.Interpolate:
     # Per worker and platform, outside the build folder, so a rebuild of any tag is warm.
-    return util.Interpolate(f"%(prop:builddir)s/../.cargo-target/{platform.name}")
+    return util.Interpolate(f"%(prop:builddir)s/../.cargo-target/{target_cache(platform, again)}")
 
 
-def bin_dir(platform: Platform) -> util.Interpolate:
-    return util.Interpolate(f"%(prop:builddir)s/../.cargo-target/{platform.name}/{platform.target}/release")
+def bin_dir(platform: Platform, again: bool = False) -> util.Interpolate:
+    return util.Interpolate(f"%(prop:builddir)s/../.cargo-target/{target_cache(platform, again)}/"
+                            f"{platform.target}/release")
 
 
-def build_env(platform: Platform) -> util.Renderer:
+def build_env(platform: Platform, again: bool = False) -> util.Renderer:
     """The build's environment as the worker's preflight computed it (its own paths: source folder
     and cargo home remapped for reproducibility), plus the per-worker target cache."""
     @util.renderer
     def env(props: Any) -> Any:
         worker_env = dict(props.getProperty("build_env") or {})
-        return props.render({**worker_env, "CARGO_TARGET_DIR": cargo_target_dir(platform),
+        return props.render({**worker_env, "CARGO_TARGET_DIR": cargo_target_dir(platform, again),
                              "CARGO_TERM_COLOR": "never"})
     return env
 
@@ -62,8 +78,13 @@ def _tool(platform: Platform, name: str, script: str, *args: object, **kw: objec
                               haltOnFailure=True, workdir="build", **kw)
 
 
-def platform_factory(spec: Spec, platform: Platform, artifacts_root: Path) -> util.BuildFactory:
-    """Tag → checked, built, smoke-tested, size-gated, staged, archived, checksummed, stored."""
+def platform_factory(spec: Spec, platform: Platform, artifacts_root: Path, again: bool = False,
+                     signer: Authenticode | None = None) -> util.BuildFactory:
+    """Tag → checked, built, smoke-tested, size-gated, staged, archived, checksummed, stored.
+
+    `again`: the second build of a reproducibility check (its own cargo target folder).
+    `signer`: Authenticode-sign the .exe files on the master when the archive is stored.
+    """
     f = util.BuildFactory()
     # Fetch the tag, then check out the commit the coordinator resolved it to (the sourcestamp's
     # revision): every platform builds the same commit even if someone moves the tag meanwhile.
@@ -86,13 +107,13 @@ def platform_factory(spec: Spec, platform: Platform, artifacts_root: Path) -> ut
                                            "--epoch", util.Interpolate("%(prop:source_date_epoch)s")],
         extract_fn=_parse_build_env, haltOnFailure=True, workdir="build"))
     f.addStep(steps.ShellCommand(name="cargo build", command=preflight.build_argv(platform.to_json()),
-                                 env=build_env(platform), haltOnFailure=True, workdir="build",
+                                 env=build_env(platform, again), haltOnFailure=True, workdir="build",
                                  description=["building", platform.target],
                                  descriptionDone=[f"built {platform.target} ({platform.method}, release)"]))
-    f.addStep(_tool(platform, "smoke test", "gates.py", "smoke", JOB, "--tag", TAG, "--bin-dir", bin_dir(platform)))
-    f.addStep(_tool(platform, "size gate", "gates.py", "size", JOB, "--tag", TAG, "--bin-dir", bin_dir(platform)))
+    f.addStep(_tool(platform, "smoke test", "gates.py", "smoke", JOB, "--tag", TAG, "--bin-dir", bin_dir(platform, again)))
+    f.addStep(_tool(platform, "size gate", "gates.py", "size", JOB, "--tag", TAG, "--bin-dir", bin_dir(platform, again)))
     f.addStep(_tool(platform, "stage", "stage.py", JOB, "--tag", TAG, "--name", _stage_name(spec, platform), "--src", ".",
-                    "--bin-dir", bin_dir(platform), "--out", "../dist"))
+                    "--bin-dir", bin_dir(platform, again), "--out", "../dist"))
     f.addStep(_tool(platform, "archive", "pack.py", "archive", util.Interpolate("../dist/%(kw:s)s", s=_stage_name(spec, platform)),
                     "--format", platform.archive, "--epoch", util.Interpolate("%(prop:source_date_epoch)s"),
                     "--out", util.Interpolate("../dist/%(kw:a)s", a=_archive(spec, platform))))
@@ -101,7 +122,7 @@ def platform_factory(spec: Spec, platform: Platform, artifacts_root: Path) -> ut
     # instead of FileUpload's one round trip per block and a second read to verify.
     f.addStep(UploadArtifact(name="store artifact", artifacts_root=str(artifacts_root), platform=platform.name,
                              archive=_archive(spec, platform), source_dir="../dist", python=platform.python,
-                             tools=TOOLS, haltOnFailure=True, workdir="build"))
+                             tools=TOOLS, signer=signer, haltOnFailure=True, workdir="build"))
     return f
 
 
@@ -111,9 +132,11 @@ def assemble_command(*args: object) -> list[object]:
 
 
 def release_factory(spec: Spec, artifacts_root: Path, staging_root: Path) -> util.BuildFactory:
-    """Resolve the tag, build every platform at once, verify, assemble, publish (unless a dry run)."""
+    """Resolve the tag, build every platform at once (twice with reproduce = 2), compare, verify,
+    assemble, publish (unless a dry run)."""
     f = util.BuildFactory()
     spec_path = str(spec.path)
+    builders = platform_builders(spec)
     f.addStep(ResolveTag(name="resolve tag", repo_url=spec.repo_url, tag_pattern=spec.release.tag_pattern,
                          haltOnFailure=True))
     f.addStep(CheckSigningKeys(name="check signing keys", secrets_dir=str(spec.resolve(spec.master.secrets_dir)),
@@ -126,11 +149,14 @@ def release_factory(spec: Spec, artifacts_root: Path, staging_root: Path) -> uti
         command=[sys.executable, "-m", "velofarm.release.changelog", "--spec", spec_path, "--tag", TAG,
                  "--commit", util.Property("tag_commit"), "--git-cache", git_cache]))
     f.addStep(ReleaseTrigger(
-        name="build platforms", schedulerNames=[platform_scheduler(name) for name in spec.platforms],
-        waitForFinish=True, haltOnFailure=True,
+        name="build platforms", schedulerNames=[b.scheduler for b in builders],
+        platform_of_builder={b.name: b.platform.name for b in builders}, waitForFinish=True, haltOnFailure=True,
         sourceStamps=[{"codebase": "", "repository": spec.repo_url, "branch": TAG, "project": "",
                        "revision": util.Property("tag_commit")}],
         set_properties={"tag": TAG, "tag_commit": util.Property("tag_commit")}))
+    if spec.release.reproduce > 1:
+        f.addStep(CompareBuilds(name="compare builds", spec_path=spec_path, artifacts_root=str(artifacts_root),
+                                haltOnFailure=True))
     staging = util.Interpolate(f"{staging_root}/%(prop:tag)s-%(prop:buildnumber)s")
     records = util.Interpolate(f"{staging_root}/%(prop:tag)s-%(prop:buildnumber)s.records.json")
     f.addStep(RecordBuilds(name="record builds", path=records, haltOnFailure=True))
@@ -140,7 +166,9 @@ def release_factory(spec: Spec, artifacts_root: Path, staging_root: Path) -> uti
         name="verify and assemble", haltOnFailure=True,
         command=assemble_command("--spec", spec_path, "--tag", TAG, "--commit", util.Property("tag_commit"),
                                  "--artifacts", str(artifacts_root), "--out", staging, "--git-cache", git_cache,
-                                 "--records", records, "--source-cache", str(staging_root.parent / "sources"))))
+                                 "--records", records, "--source-cache", str(staging_root.parent / "sources"),
+                                 "--builds", util.Transform(json.dumps, util.Property("platform_builds"),
+                                                            sort_keys=True))))
     f.addStep(RecordReleaseFacts(name="release facts", directory=staging, haltOnFailure=True))
     f.addStep(PublishRelease(name="publish", spec_path=spec_path, directory=staging,
                              token=util.Secret(secret) if (secret := token_secret(spec)) else None,

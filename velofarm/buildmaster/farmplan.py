@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from velofarm.spec.farm import Spec
+from velofarm.spec.platforms import Platform
 
 RELEASE_BUILDER = "release"
 COORDINATOR = "release-coordinator"  # the master's local worker that runs the release builder
@@ -22,9 +23,33 @@ FORCE_FORMS = (  # (scheduler name, label, dry run)
 )
 
 
+AGAIN = "-again"  # the second builder of a platform when [release] reproduce = 2
+
+
 def platform_scheduler(platform: str) -> str:
     """The Triggerable the release builder fires for one platform."""
     return f"platform-{platform}"
+
+
+@dataclass(frozen=True)
+class PlatformBuilder:
+    """One builder of a platform: `build-P`, and with reproduce = 2 also `build-P-again`, whose build
+    must give the same bytes (its own builder folder and cargo target folder)."""
+
+    platform: Platform
+    name: str
+    scheduler: str  # the Triggerable the release fires for it
+    again: bool = False
+
+
+def platform_builders(spec: Spec) -> list[PlatformBuilder]:
+    """Every platform builder, in farm.toml's order, each platform's second builder right after it."""
+    result = []
+    for p in spec.platforms.values():
+        result.append(PlatformBuilder(p, p.builder_name, platform_scheduler(p.name)))
+        if spec.release.reproduce > 1:
+            result.append(PlatformBuilder(p, p.builder_name + AGAIN, platform_scheduler(p.name) + AGAIN, True))
+    return result
 
 
 @dataclass(frozen=True)
@@ -44,10 +69,10 @@ class SchedulerPlan:
 
 
 def builder_plans(spec: Spec) -> list[BuilderPlan]:
-    """One builder per platform (in farm.toml's order), then the release coordinator."""
-    result = [BuilderPlan(p.builder_name, f"{p.target} ({p.method})",
-                          tuple((w.name, w.max_builds) for w in spec.workers_for(p.name)), p.name)
-              for p in spec.platforms.values()]
+    """One builder per platform (two with reproduce = 2, in farm.toml's order), then the release coordinator."""
+    result = [BuilderPlan(b.name, f"{b.platform.target} ({b.platform.method})" + (", second build" if b.again else ""),
+                          tuple((w.name, w.max_builds) for w in spec.workers_for(b.platform.name)), b.platform.name)
+              for b in platform_builders(spec)]
     result.append(BuilderPlan(RELEASE_BUILDER, "the coordinator: every platform, then verify, publish",
                               ((COORDINATOR, COORDINATOR_MAX_BUILDS),)))
     return result
@@ -67,8 +92,8 @@ def scheduler_plans(spec: Spec) -> list[SchedulerPlan]:
     """The tag scheduler, one trigger per platform, and the two force forms."""
     result = [SchedulerPlan(TAG_SCHEDULER, "TagScheduler", (RELEASE_BUILDER,),
                             "a new tag matching release.tag_pattern, once per tag")]
-    result += [SchedulerPlan(platform_scheduler(p.name), "Triggerable", (p.builder_name,),
-                             f"the {RELEASE_BUILDER} builder") for p in spec.platforms.values()]
+    result += [SchedulerPlan(b.scheduler, "Triggerable", (b.name,), f"the {RELEASE_BUILDER} builder")
+               for b in platform_builders(spec)]
     result += [SchedulerPlan(name, "ForceScheduler", (RELEASE_BUILDER,), f"the web UI form {label.split(' (')[0]!r}")
                for name, label, _dry in FORCE_FORMS]
     return result

@@ -10,7 +10,7 @@ from buildbot.schedulers.forcesched import ValidationError
 from twisted.internet import defer, threads
 from twisted.python import log
 
-from velofarm.buildmaster.farmplan import FORCE_FORMS, RELEASE_BUILDER, TAG_SCHEDULER, platform_scheduler
+from velofarm.buildmaster.farmplan import FORCE_FORMS, RELEASE_BUILDER, TAG_SCHEDULER, platform_builders
 from velofarm.errors import VelofarmError
 from velofarm.spec.farm import Spec
 from velofarm.tags.gitrefs import tag_commit
@@ -104,6 +104,5 @@ def force_schedulers(spec: Spec) -> list[Any]:
 def all_schedulers(spec: Spec) -> list[Any]:
     result: list[Any] = [TagScheduler(name=TAG_SCHEDULER, tag_pattern=spec.release.tag_pattern,
                                       builderNames=[RELEASE_BUILDER])]
-    result += [schedulers.Triggerable(name=platform_scheduler(p.name), builderNames=[p.builder_name])
-               for p in spec.platforms.values()]
+    result += [schedulers.Triggerable(name=b.scheduler, builderNames=[b.name]) for b in platform_builders(spec)]
     return result + force_schedulers(spec)

@@ -21,9 +21,10 @@ from twisted.python import log
 
 from velofarm.artifacts.incoming import Receipt, UploadGrants
 from velofarm.artifacts.receiver import PATH_PREFIX, ReceiverServer, start_receiver, stop_receiver
-from velofarm.artifacts.store import commit_incoming, incoming_dir
+from velofarm.artifacts.store import BuildIdentity, commit_incoming, incoming_dir
 from velofarm.buildmaster.toolsteps import summary_from_output
 from velofarm.errors import VelofarmError
+from velofarm.release.authenticode import Authenticode, sign_archive
 from velofarm.spec.farm import Spec
 
 SERVICE_NAME = "velofarm-uploads"
@@ -105,14 +106,18 @@ class UploadArtifact(buildstep.ShellMixin, buildstep.BuildStep):
     """Grant a token, have the worker PUT the archive (transfer.py), store it, revoke the token.
 
     The token reaches the worker on the command's stdin: never on a command line, in the
-    environment, in a file left behind, or in a step log.
+    environment, in a file left behind, or in a step log. The archive is stored under this build's
+    id with a build.json the master writes from its own records (store.py); with `signer`, its
+    .exe files are Authenticode-signed here, on the master, before it is stored.
     """
 
     renderables: ClassVar[list[str]] = ["archive", "source_dir", "python"]
 
     def __init__(self, artifacts_root: str, platform: str, archive: Any, source_dir: Any = "../dist",
-                 python: Any = "python3", tools: str = "../tools", **kwargs: Any) -> None:
+                 python: Any = "python3", tools: str = "../tools", signer: Authenticode | None = None,
+                 **kwargs: Any) -> None:
         self.artifacts_root, self.platform, self.archive = artifacts_root, platform, archive
+        self.signer = signer
         self.source_dir, self.python, self.tools = source_dir, python, tools
         kwargs = self.setupShellMixin(kwargs, prohibitArgs=["command", "initialStdin"])
         super().__init__(**kwargs)
@@ -128,7 +133,7 @@ class UploadArtifact(buildstep.ShellMixin, buildstep.BuildStep):
             return FAILURE
         tag, root = str(self.getProperty("tag")), Path(self.artifacts_root)
         try:
-            folder = incoming_dir(root, tag, self.platform, self.build.number)
+            folder = incoming_dir(root, tag, self.platform, self.build.buildid)
             token = receiver.grants.grant(folder, [self.archive])
         except VelofarmError as exc:
             yield self.addCompleteLog("error", f"{exc}\n")
@@ -159,14 +164,34 @@ class UploadArtifact(buildstep.ShellMixin, buildstep.BuildStep):
     def _store(self, tag: str, receipt: Receipt, seconds: float) -> Any:
         log_ = yield self.getLog("stdio")
         try:
-            root = Path(self.artifacts_root)
-            final = yield threads.deferToThread(commit_incoming, root, tag, self.platform, self.build.number,
-                                                self.archive, receipt.sha256)
+            record = self._identity(tag)
+            sign = None
+            if self.signer is not None:
+                signer, epoch = self.signer, int(self.getProperty("source_date_epoch"))
+                sign = lambda path: sign_archive(signer, path, epoch)  # noqa: E731
+            final = yield threads.deferToThread(commit_incoming, Path(self.artifacts_root), record,
+                                                receipt.sha256, sign)
         except VelofarmError as exc:
             yield log_.addStderr(f"error: {exc}\n")
             self.descriptionDone = ["artifact rejected"]
             return FAILURE
-        yield log_.addStdout(f"stored {final}\n")
+        if self.signer is not None:
+            yield log_.addStdout(f"signed the .exe files with Authenticode (certificate {self.signer.cert.name})\n")
+        yield log_.addStdout(f"stored {final} as {record.describe()} of commit {record.commit}\n")
         self.setProperty("artifact", str(final), "UploadArtifact")
         self.descriptionDone = [f"stored ({receipt.size / 2**20:.1f} MiB in {seconds:.1f} s)"]
         return SUCCESS
+
+    def _identity(self, tag: str) -> BuildIdentity:
+        """Which build this is, from the master's records: the commit is the one the coordinator
+        resolved (the sourcestamp), and the worker's checkout must have reported that same one."""
+        source = self.build.getSourceStamp("")
+        commit = str(source.revision or "") if source else ""
+        checked_out = str(self.getProperty("got_revision") or "")
+        if commit and checked_out and checked_out != commit:
+            raise VelofarmError(f"tag {tag}: platform {self.platform}: the worker checked out {checked_out}, not the "
+                                f"release's commit {commit}; rebuild the release")
+        return BuildIdentity(tag=tag, platform=self.platform, build_id=int(self.build.buildid),
+                           build_number=int(self.build.number), builder=str(self.build.builder.name),
+                           worker=str(self.build.workerforbuilder.worker.workername), commit=commit,
+                           archive=str(self.archive))

@@ -75,7 +75,8 @@ def _run_demo(directory: Path, once: bool, spec_template: Path) -> int:
     if not platforms:
         raise VelofarmError("this host can build none of the platforms; run the fixes above and try again")
     prepare_dir(directory)
-    farm = write_farm(directory, spec_template, platforms)
+    # Each platform is built twice and published only if both archives are byte-identical.
+    farm = write_farm(directory, spec_template, platforms, release={"reproduce": 2})
     farm.init_repo()
     print(f"keys      {farm.root / 'keys'} (private halves in {farm.secrets.directory}, mode 0600)")
     print(f"building  {', '.join(platforms)} in {directory}")
@@ -175,9 +176,12 @@ def _latest(master: MasterPoller, builder: str) -> dict[str, Any] | None:
 def watch(master: MasterPoller, platforms: list[str], started: float) -> dict[str, Any]:
     """Print each platform's current step as it changes, until the release build ends."""
     shown: dict[str, str] = {}
+    # reproduce = 2: each platform's second build runs on build-<platform>-again
+    shown_builders = [(name, f"build-{name}") for name in platforms] + \
+                     [(f"{name} (again)", f"build-{name}-again") for name in platforms]
     while True:
-        for name in platforms:
-            build = _latest(master, f"build-{name}")
+        for name, builder in shown_builders:
+            build = _latest(master, builder)
             if build is None:
                 continue
             state = build["state_string"]
@@ -187,7 +191,7 @@ def watch(master: MasterPoller, platforms: list[str], started: float) -> dict[st
                 state = running[0] if running else state
             if shown.get(name) != state:
                 shown[name] = state
-                print(f"{time.monotonic() - started:6.1f}s  {name:<20} {state}", flush=True)
+                print(f"{time.monotonic() - started:6.1f}s  {name:<28} {state}", flush=True)
         release = _latest(master, "release")
         if release and release["complete"]:
             return release
@@ -208,6 +212,10 @@ def report(master: MasterPoller, farm: LocalFarm, platforms: list[str], release:
         took = (build.get("complete_at") or 0) - (build.get("started_at") or 0)
         print(f"  {entry['name']:<20} {entry['archive']:<52} {entry['size'] / 1048576:6.2f} MiB  "
               f"{entry['sha256'][:16]}  built in {took:.0f} s")
+    agreed = meta.get("reproduced", {}).get("platforms", {})
+    if agreed:
+        print(f"reproduced {sum(len(a['agreed']) > 1 for a in agreed.values())} of {len(agreed)} platforms: "
+              + ", ".join(f"{name} (builds {' = '.join(map(str, a['agreed']))})" for name, a in sorted(agreed.items())))
     for problem in problems:
         print(f"  FAIL {problem}", file=sys.stderr)
     print(f"verified  every checksum, both signatures of SHA256SUMS, the provenance and the SBOM against "

@@ -2,10 +2,13 @@
 
 Runs in the master process (the release coordinator's steps, in a thread) and the `velofarm`
 command (`verify`, `publish`, `keys`). Pure: standard library, the shared leaves, `velofarm.spec`,
-`velofarm.tags`, plus `cryptography` (signing) and `cyclonedx-python-lib` (the SBOM); never Buildbot.
+`velofarm.tags`, `velofarm.artifacts.store` (build folders), `velofarm.worker_tools.pack` (to remake a
+signed archive), plus `cryptography` (signing) and `cyclonedx-python-lib` (the SBOM); never Buildbot.
+`authenticode` runs the `osslsigncode` program.
 
 Entry points: `assemble.assemble_release()` (and `python -m velofarm.release.assemble`, which the
-release coordinator runs); `verify.verify_release()` / `verify.load_release()`;
+release coordinator runs) / `assemble.compare_stored()`; `reproduce.compare_builds()`;
+`authenticode.authenticode_signer()` / `authenticode.sign_archive()`; `verify.verify_release()` / `verify.load_release()`;
 `dashboard_data` (what the Releases page shows, from Buildbot's database rows);
 `changelog.release_changes()` / `changes_of()` (what changed, from `history.GitHistory`: plain git
 through subprocess; `python -m velofarm.release.changelog` is the coordinator's changelog step);

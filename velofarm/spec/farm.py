@@ -12,7 +12,7 @@ from velofarm.errors import SpecError
 from velofarm.names import unsafe_name_reason
 from velofarm.spec.platforms import OSES, Platform, build_platform, catalogue_data, suggest
 from velofarm.spec.registry import read_registry
-from velofarm.spec.release_fields import GITEA_FIELDS, GiteaFields, gitea_fields, notes_fields
+from velofarm.spec.release_fields import GiteaFields, gitea_fields, notes_fields, reproduce_count
 
 DEFAULT_TAG_PATTERN = (r"^v(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)"
                        r"(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$")
@@ -57,6 +57,7 @@ class ReleaseSettings(GiteaFields):  # gitea_url, gitea_repo, gitea_token_secret
     github_token_secret: str = "github-token"
     base_url: str = ""  # directory publisher: where releases/ is served; "" links next to the notes
     notes: str = "both"  # git, changelog or both: see release_fields.notes_fields
+    reproduce: int = 1  # builds per platform that must agree byte for byte before publishing
 
 
 @dataclass(frozen=True)
@@ -338,8 +339,7 @@ def _worker_os(value: Any, served: list[str], platforms: dict[str, Platform], wh
 def _release(table: Any, where: str) -> ReleaseSettings:
     if not isinstance(table, dict):
         raise SpecError(f"{where}: must be a table")
-    _only(table, {"tag_pattern", "publisher", "directory", "github_repo", "github_api_url",
-                  "github_token_secret", "base_url", "notes", *GITEA_FIELDS}, where)
+    _only(table, set(ReleaseSettings.__dataclass_fields__), where)  # as _master: every field, none else
     pattern = table.get("tag_pattern", DEFAULT_TAG_PATTERN)
     try:
         re.compile(pattern)
@@ -354,7 +354,7 @@ def _release(table: Any, where: str) -> ReleaseSettings:
     repo = table.get("github_repo", "")
     if publisher == "github" and not re.match(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$", str(repo)):
         raise SpecError(f"{where}.github_repo: set it to OWNER/NAME when publisher = \"github\"")
-    return ReleaseSettings(tag_pattern=pattern, publisher=publisher,
+    return ReleaseSettings(tag_pattern=pattern, publisher=publisher, reproduce=reproduce_count(table, where),
                            directory=str(table.get("directory", "releases")), github_repo=str(repo),
                            github_api_url=str(table.get("github_api_url", "https://api.github.com")).rstrip("/"),
                            github_token_secret=str(table.get("github_token_secret", "github-token")),

@@ -18,7 +18,7 @@ DEFAULT_SIZE_LIMIT_MB = 30
 FIELDS = {
     "target", "os", "method", "archive", "exe_suffix", "python", "cargo", "env", "rustflags",
     "linker", "runner", "size_limit_mb", "fix_target", "fix_linker", "fix_runner", "fix_cross",
-    "fix_docker",
+    "fix_docker", "authenticode",
 }
 
 
@@ -44,6 +44,7 @@ class Platform:
     fix_runner: str = ""
     fix_cross: str = ""
     fix_docker: str = ""
+    authenticode: bool = False  # sign every .exe on the master (osslsigncode) before archiving
 
     @property
     def builder_name(self) -> str:
@@ -126,6 +127,12 @@ def build_platform(name: str, fields: dict[str, Any], where: str) -> Platform:
                 "fix_cross", "fix_docker"):
         if key in fields and not isinstance(fields[key], str):
             raise SpecError(f"{where}.{key}: must be a string")
+    authenticode = fields.get("authenticode", False)
+    if not isinstance(authenticode, bool):
+        raise SpecError(f"{where}.authenticode: must be true or false, got {authenticode!r}")
+    if authenticode and fields.get("exe_suffix") != ".exe":
+        raise SpecError(f"{where}.authenticode: only Windows platforms (exe_suffix = \".exe\") have .exe files "
+                        "to sign; remove authenticode from this platform")
     return Platform(
         name=name, target=target, os=fields["os"], method=fields.get("method", "cargo"),
         archive=fields.get("archive", "tar.gz"), exe_suffix=fields.get("exe_suffix", ""),
@@ -134,7 +141,7 @@ def build_platform(name: str, fields: dict[str, Any], where: str) -> Platform:
         runner=tuple(fields.get("runner", [])), size_limit_mb=size,
         fix_target=fields.get("fix_target", ""), fix_linker=fields.get("fix_linker", ""),
         fix_runner=fields.get("fix_runner", ""), fix_cross=fields.get("fix_cross", ""),
-        fix_docker=fields.get("fix_docker", ""),
+        fix_docker=fields.get("fix_docker", ""), authenticode=authenticode,
     )
 
 

@@ -1,7 +1,7 @@
 """Checks for the [release] fields the notes depend on (where assets are linked to, where the
-changelog comes from) and for the Gitea/Forgejo publisher's (`gitea_url`, `gitea_repo`,
-`gitea_token_secret`). farm.py's `_release` takes `notes_fields()` and `gitea_fields()`; each rule
-and its message live here.
+changelog comes from), for the Gitea/Forgejo publisher's (`gitea_url`, `gitea_repo`,
+`gitea_token_secret`), and how many builds of each platform must agree (`reproduce_count()`).
+farm.py's `_release` takes `notes_fields()` and `gitea_fields()`; each rule and its message live here.
 """
 
 from __future__ import annotations
@@ -78,3 +78,10 @@ def gitea_fields(table: dict[str, Any], where: str, publisher: str) -> dict[str,
         raise SpecError(f"{where}.gitea_token_secret: empty; name the secret that holds the token "
                         "(default \"gitea-token\")")
     return {"gitea_url": url, "gitea_repo": repo, "gitea_token_secret": secret}
+def reproduce_count(table: dict[str, Any], where: str) -> int:
+    """[release] reproduce: how many builds of each platform must be byte-identical (1 or 2)."""
+    value = table.get("reproduce", 1)
+    if value not in (1, 2) or isinstance(value, bool):
+        raise SpecError(f"{where}.reproduce: must be 1 (one build per platform) or 2 (two builds that must be "
+                        f"byte-identical before publishing), got {value!r}")
+    return int(value)
