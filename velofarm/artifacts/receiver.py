@@ -39,7 +39,7 @@ IDLE_TIMEOUT = 120.0  # a silent upload is dropped; the worker resumes on a new 
 HEADER_TIMEOUT = 15.0  # until a request proves its token: strangers cannot hold threads for long
 MAX_CONNECTIONS = 32
 DIGEST = re.compile(r"(?:^|,)\s*sha-256=:([A-Za-z0-9+/]+={0,2}):")
-RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+)$")
+RANGE = re.compile(r"^bytes ([0-9]+)-([0-9]+)/([0-9]+)$", re.ASCII)
 
 
 def parse_put(headers: Any, max_bytes: int) -> Put:

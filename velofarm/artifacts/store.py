@@ -49,8 +49,7 @@ def commit_incoming(root: Path, tag: str, platform: str, build_number: int, arch
         if name != archive or actual != expected:
             raise ArtifactError(f"tag {tag}: platform {platform}: {archive} arrived with SHA-256 {actual}, "
                             f"but the worker computed {expected}; the transfer was damaged: rebuild")
-        for path in (archive_path, sums_path):
-            path.chmod(0o644)  # uploads arrive 0600 (mkstemp); artifacts are served to ops
+        # Uploads arrive 0600 and stay so: the master serves them over HTTP, no one reads them on disk.
         final = root / tag / platform
         old = root / tag / f".old-{platform}-{build_number}"
         if final.exists():

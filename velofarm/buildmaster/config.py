@@ -7,9 +7,11 @@ from pathlib import Path
 from typing import Any
 
 from buildbot.plugins import secrets, util
+from twisted.python import log
 
 from velofarm.buildmaster.changes import change_sources
 from velofarm.buildmaster.factories import platform_factory, release_factory
+from velofarm.buildmaster.privacy import make_private, privacy_report
 from velofarm.buildmaster.schedulers import RELEASE_BUILDER, all_schedulers
 from velofarm.buildmaster.uploads import upload_service
 from velofarm.buildmaster.webhook import WebhookService
@@ -100,6 +102,10 @@ class SecretsFolder(secrets.SecretInAFile):
 def load_master_config(basedir: str | Path, spec_path: str | Path | None = None) -> dict[str, Any]:
     """The whole BuildmasterConfig for the master in `basedir`."""
     basedir = Path(basedir).resolve()
+    # Before anything else is written: an older buildbot.tac may still pass umask 022.
+    report = privacy_report(basedir, make_private(basedir))
+    if report:
+        log.msg(report)
     spec = load_spec(spec_path_for(basedir, spec_path))
     store = SecretStore(secrets_dir(spec))
     store.ensure()  # a fresh checkout has no secrets folder yet; it is created 0700

@@ -19,6 +19,10 @@ from velofarm.worker_tools import pack, preflight, transfer
 TAG = util.Interpolate("%(prop:tag)s")
 TOOLS = "../tools"
 JOB = f"{TOOLS}/job.json"
+# buildbot-worker writes a command's whole environment at the top of its step log, and anyone may
+# read logs: a CARGO_REGISTRY_TOKEN or AWS_* on a build host (or, for the coordinator, the master)
+# would be public. Every command step passes this.
+NO_ENV_LOG: dict[str, Any] = {"logEnviron": False}
 
 
 def _stage_name(spec: Spec, platform: Platform) -> util.Transform:
@@ -55,7 +59,7 @@ def _parse_build_env(rc: int, stdout: str, stderr: str) -> dict[str, Any]:
 
 def _tool(platform: Platform, name: str, script: str, *args: object, **kw: object) -> steps.ShellCommand:
     return steps.ShellCommand(name=name, command=[platform.python, f"{TOOLS}/{script}", *args],
-                              haltOnFailure=True, workdir="build", **kw)
+                              haltOnFailure=True, workdir="build", **NO_ENV_LOG, **kw)
 
 
 def platform_factory(spec: Spec, platform: Platform, artifacts_root: Path) -> util.BuildFactory:
@@ -64,7 +68,7 @@ def platform_factory(spec: Spec, platform: Platform, artifacts_root: Path) -> ut
     # Fetch the tag, then check out the commit the coordinator resolved it to (the sourcestamp's
     # revision): every platform builds the same commit even if someone moves the tag meanwhile.
     f.addStep(steps.Git(name="checkout tag", repourl=spec.repo_url, branch=util.Interpolate("refs/tags/%(prop:tag)s"),
-                        mode="full", method="clean", haltOnFailure=True))
+                        mode="full", method="clean", haltOnFailure=True, **NO_ENV_LOG))
     f.addStep(steps.RemoveDirectory(name="clean tools", dir=TOOLS.removeprefix("../"), hideStepIf=True))
     f.addStep(steps.RemoveDirectory(name="clean dist", dir="dist", hideStepIf=True))
     f.addStep(steps.StringDownload(json.dumps(build_job(spec, platform), indent=1), workerdest=JOB,
@@ -76,13 +80,14 @@ def platform_factory(spec: Spec, platform: Platform, artifacts_root: Path) -> ut
     f.addStep(_tool(platform, "version check", "preflight.py", "version", JOB, "--tag", TAG))
     f.addStep(_tool(platform, "toolchain check", "preflight.py", "toolchain", JOB))
     f.addStep(steps.SetPropertyFromCommand(name="tag time", command=["git", "log", "-1", "--format=%ct", "HEAD"],
-                                           property="source_date_epoch", haltOnFailure=True, workdir="build"))
+                                           property="source_date_epoch", haltOnFailure=True, workdir="build",
+                                           **NO_ENV_LOG))
     f.addStep(steps.SetPropertyFromCommand(
         name="build environment", command=[platform.python, f"{TOOLS}/preflight.py", "build-env", JOB, "--tag", TAG,
                                            "--epoch", util.Interpolate("%(prop:source_date_epoch)s")],
-        extract_fn=_parse_build_env, haltOnFailure=True, workdir="build"))
+        extract_fn=_parse_build_env, haltOnFailure=True, workdir="build", **NO_ENV_LOG))
     f.addStep(steps.ShellCommand(name="cargo build", command=preflight.build_argv(platform.to_json()),
-                                 env=build_env(platform), haltOnFailure=True, workdir="build"))
+                                 env=build_env(platform), haltOnFailure=True, workdir="build", **NO_ENV_LOG))
     f.addStep(_tool(platform, "smoke test", "preflight.py", "smoke", JOB, "--tag", TAG, "--bin-dir", bin_dir(platform)))
     f.addStep(_tool(platform, "size gate", "preflight.py", "size", JOB, "--tag", TAG, "--bin-dir", bin_dir(platform)))
     f.addStep(_tool(platform, "stage", "pack.py", "stage", JOB, "--tag", TAG, "--name", _stage_name(spec, platform), "--src", ".",
@@ -95,7 +100,7 @@ def platform_factory(spec: Spec, platform: Platform, artifacts_root: Path) -> ut
     # instead of FileUpload's one round trip per block and a second read to verify.
     f.addStep(UploadArtifact(name="store artifact", artifacts_root=str(artifacts_root), platform=platform.name,
                              archive=_archive(spec, platform), source_dir="../dist", python=platform.python,
-                             tools=TOOLS, haltOnFailure=True, workdir="build"))
+                             tools=TOOLS, haltOnFailure=True, workdir="build", **NO_ENV_LOG))
     return f
 
 
@@ -118,7 +123,7 @@ def release_factory(spec: Spec, artifacts_root: Path, staging_root: Path) -> uti
         set_properties={"tag": TAG, "tag_commit": util.Property("tag_commit")}))
     staging = util.Interpolate(f"{staging_root}/%(prop:tag)s-%(prop:buildnumber)s")
     f.addStep(steps.ShellCommand(
-        name="verify and assemble", haltOnFailure=True,
+        name="verify and assemble", haltOnFailure=True, **NO_ENV_LOG,
         command=velofarm_command("release-assemble", "--spec", spec_path, "--tag", TAG,
                                  "--commit", util.Property("tag_commit"), "--artifacts", str(artifacts_root),
                                  "--out", staging)))

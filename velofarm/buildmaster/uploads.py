@@ -112,6 +112,7 @@ class UploadArtifact(buildstep.ShellMixin, buildstep.BuildStep):
                  python: Any = "python3", tools: str = "../tools", **kwargs: Any) -> None:
         self.artifacts_root, self.platform, self.archive = artifacts_root, platform, archive
         self.source_dir, self.python, self.tools = source_dir, python, tools
+        kwargs.setdefault("logEnviron", False)  # the worker's environment is nobody's business
         kwargs = self.setupShellMixin(kwargs, prohibitArgs=["command", "initialStdin"])
         super().__init__(**kwargs)
 

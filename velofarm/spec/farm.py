@@ -339,7 +339,7 @@ def _release(table: Any, where: str) -> ReleaseSettings:
                   "github_token_secret"}, where)
     pattern = table.get("tag_pattern", DEFAULT_TAG_PATTERN)
     try:
-        re.compile(pattern)
+        re.compile(pattern, re.ASCII)  # tagpolicy.decide matches with re.ASCII too
     except (re.error, TypeError) as exc:
         raise SpecError(f"{where}.tag_pattern: not a valid regular expression: {exc}") from None
     if not pattern.endswith("$"):
