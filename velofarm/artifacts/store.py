@@ -49,7 +49,8 @@ def commit_incoming(root: Path, tag: str, platform: str, build_number: int, arch
         if name != archive or actual != expected:
             raise ArtifactError(f"tag {tag}: platform {platform}: {archive} arrived with SHA-256 {actual}, "
                             f"but the worker computed {expected}; the transfer was damaged: rebuild")
-        # Uploads arrive 0600 and stay so: the master serves them over HTTP, no one reads them on disk.
+        for path in (archive_path, sums_path):
+            path.chmod(0o600)  # private like the rest of the master's folder; the master serves them over HTTP
         final = root / tag / platform
         old = root / tag / f".old-{platform}-{build_number}"
         if final.exists():

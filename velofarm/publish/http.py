@@ -3,12 +3,15 @@
 Reads (GET) are retried: rate limits are waited out, 5xx and dropped connections backed off.
 Writes are retried only after a rate-limit refusal (GitHub did not act on them); after a 5xx or a
 dropped connection the write may or may not have happened, so `WriteUncertain` is raised and the
-caller re-checks the state before deciding. The token never appears in a message, log line or repr.
+caller re-checks the state before deciding. The token never appears in a message, log line or repr,
+and is sent only to the configured API host and its uploads host, over https (plain http only to
+a loopback test server): a URL a response names (a pagination link, `upload_url`) is checked first.
 """
 
 from __future__ import annotations
 
 import http.client
+import ipaddress
 import json
 import re
 import time
@@ -23,6 +26,44 @@ from velofarm.errors import PublishError
 API_VERSION = "2022-11-28"
 MEDIA_TYPE = "application/vnd.github+json"
 LINK_NEXT = re.compile(r'<([^>]+)>\s*;\s*rel="?next"?')
+GITHUB_API_HOST, GITHUB_UPLOADS_HOST = "api.github.com", "uploads.github.com"
+
+
+def is_loopback(host: str | None) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host or "").is_loopback
+    except ValueError:
+        return False
+
+
+class TokenHosts:
+    """Where the token may go: the API's origin and its uploads origin (github.com keeps uploads
+    on uploads.github.com; Enterprise on the API's own host). https only, except on loopback."""
+
+    def __init__(self, api_url: str) -> None:
+        parts = urllib.parse.urlsplit(api_url)
+        if parts.scheme not in ("https", "http") or not parts.hostname:
+            raise PublishError(f"GitHub API URL {api_url!r}: expected https://HOST[/api/v3]")
+        if parts.scheme != "https" and not is_loopback(parts.hostname):
+            raise PublishError(f"GitHub API URL {api_url!r}: use https:// (plain http is only for a loopback "
+                               "test server); the token would travel in clear text")
+        self.scheme, self.host = parts.scheme, parts.hostname
+        self.origins = {(parts.scheme, parts.netloc.lower())}
+        if parts.hostname == GITHUB_API_HOST:
+            self.origins.add(("https", GITHUB_UPLOADS_HOST))
+
+    def check(self, url: str) -> None:
+        """Raise unless the token may be sent to `url`."""
+        parts = urllib.parse.urlsplit(url)
+        if (parts.scheme, parts.netloc.lower()) in self.origins:
+            return
+        if is_loopback(self.host) and (parts.scheme, parts.hostname) == (self.scheme, self.host):
+            return  # a loopback stand-in serves uploads on a second port of the same address
+        raise PublishError(f"refusing to send the GitHub token to {parts.scheme}://{parts.netloc}: GitHub named "
+                           f"it in a response, but only {', '.join(sorted(f'{s}://{n}' for s, n in self.origins))}"
+                           " are trusted; check github_api_url, or a proxy rewriting GitHub's answers")
 
 
 class AuthError(PublishError):
@@ -68,6 +109,7 @@ class HttpClient:
                  min_write_interval: float = 1.0, timeout: float = 60.0, chunk_size: int = 1 << 20,
                  user_agent: str = f"velofarm/{__version__}") -> None:
         self.api_url = api_url.rstrip("/")
+        self.token_hosts = TokenHosts(self.api_url)
         self.__token = token
         self.log, self.sleep, self.clock, self.scope = log, sleep, clock, scope
         self.max_retries, self.max_total_wait = max_retries, max_total_wait
@@ -196,6 +238,7 @@ class HttpClient:
     # -- one exchange ----------------------------------------------------------------------------
     def _send(self, method: str, url: str, json_body: Mapping[str, object] | None,
               upload: tuple[Path, str] | None) -> Response:
+        self.token_hosts.check(url)
         parts = urllib.parse.urlsplit(url)
         conn_cls = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
         conn = conn_cls(parts.netloc, timeout=self.timeout)
