@@ -11,6 +11,7 @@ from twisted.python import log
 
 from velofarm.buildmaster.changes import change_sources
 from velofarm.buildmaster.factories import platform_factory, release_factory
+from velofarm.buildmaster.logcap import LOG_MAX_SIZE, LOG_MAX_TAIL_SIZE, LogCap
 from velofarm.buildmaster.privacy import make_private, privacy_report
 from velofarm.buildmaster.schedulers import RELEASE_BUILDER, all_schedulers
 from velofarm.buildmaster.uploads import upload_service
@@ -47,9 +48,10 @@ def builders(spec: Spec, basedir: Path) -> list[Any]:
     return result
 
 
-def services(spec: Spec, store: SecretStore) -> list[Any]:
-    """Extra services in the master process: the signed webhook endpoint."""
-    result: list[Any] = [upload_service(spec)]  # workers PUT archives here (uploads.py)
+def services(spec: Spec, store: SecretStore, basedir: Path | None = None) -> list[Any]:
+    """Extra services in the master process: the upload receiver, the log cap, the signed webhook endpoint."""
+    artifacts = basedir / spec.master.artifacts_dir if basedir else None
+    result: list[Any] = [upload_service(spec, artifacts), LogCap()]  # workers PUT archives here (uploads.py)
     if spec.master.webhook_port:
         secret = store.get(WEBHOOK_SECRET)
         if not secret:
@@ -122,7 +124,10 @@ def load_master_config(basedir: str | Path, spec_path: str | Path | None = None)
         "schedulers": all_schedulers(spec),
         "change_source": change_sources(spec, store.get(CHANGE_SECRET), basedir / "gitpoller"),
         "www": www_config(spec, store, basedir / spec.master.artifacts_dir),
-        "services": services(spec, store),
+        "services": services(spec, store, basedir),
+        # Buildbot 4.3 accepts these but no longer applies them; LogCap (logcap.py) does.
+        "logMaxSize": LOG_MAX_SIZE,
+        "logMaxTailSize": LOG_MAX_TAIL_SIZE,
         "collapseRequests": False,
         "properties": {"velofarm_spec": str(spec.path)},
     }

@@ -12,7 +12,7 @@ from buildbot.plugins import steps, util
 from velofarm.buildmaster.steps import PublishRelease, ReleaseTrigger, ResolveTag
 from velofarm.buildmaster.uploads import UploadArtifact
 from velofarm.spec.farm import Spec
-from velofarm.spec.job import archive_name, build_job, stage_name
+from velofarm.spec.job import archive_name, build_job, stage_name, upload_limit_bytes
 from velofarm.spec.platforms import Platform
 from velofarm.worker_tools import pack, preflight, transfer
 
@@ -100,6 +100,7 @@ def platform_factory(spec: Spec, platform: Platform, artifacts_root: Path) -> ut
     # instead of FileUpload's one round trip per block and a second read to verify.
     f.addStep(UploadArtifact(name="store artifact", artifacts_root=str(artifacts_root), platform=platform.name,
                              archive=_archive(spec, platform), source_dir="../dist", python=platform.python,
+                             max_bytes=upload_limit_bytes(spec, platform),
                              tools=TOOLS, haltOnFailure=True, workdir="build", **NO_ENV_LOG))
     return f
 
@@ -127,7 +128,7 @@ def release_factory(spec: Spec, artifacts_root: Path, staging_root: Path) -> uti
         command=velofarm_command("release-assemble", "--spec", spec_path, "--tag", TAG,
                                  "--commit", util.Property("tag_commit"), "--artifacts", str(artifacts_root),
                                  "--out", staging)))
-    f.addStep(PublishRelease(name="publish", spec_path=spec_path, directory=staging,
+    f.addStep(PublishRelease(name="publish", spec_path=spec_path, directory=staging, artifacts_root=str(artifacts_root),
                              token=util.Secret(spec.release.github_token_secret)
                              if spec.release.publisher == "github" else None,
                              doStepIf=lambda step: not step.getProperty("dry_run", False), haltOnFailure=True))

@@ -20,6 +20,7 @@ from twisted.python import log
 
 from velofarm.artifacts.incoming import Receipt, UploadGrants
 from velofarm.artifacts.receiver import PATH_PREFIX, ReceiverServer, start_receiver, stop_receiver
+from velofarm.artifacts.retention import remove_leftovers
 from velofarm.artifacts.store import commit_incoming, incoming_dir
 from velofarm.errors import VelofarmError
 from velofarm.spec.farm import Spec
@@ -33,7 +34,7 @@ class UploadReceiver(BuildbotService):
     name = SERVICE_NAME
 
     def checkConfig(self, port: int = 0, interface: str = "127.0.0.1", public_url: str = "",  # type: ignore[override]
-                    public_host: str = "") -> None:
+                    public_host: str = "", artifacts_root: str = "") -> None:
         if not isinstance(port, int) or not 0 <= port <= 65535:
             raise VelofarmError(f"upload receiver: port must be 0 (any free port) to 65535, got {port!r}")
 
@@ -44,9 +45,14 @@ class UploadReceiver(BuildbotService):
         super().__init__(*args, **kwargs)
 
     def reconfigService(self, port: int = 0, interface: str = "127.0.0.1", public_url: str = "",  # type: ignore[override]
-                        public_host: str = "") -> Any:
+                        public_host: str = "", artifacts_root: str = "") -> Any:
         self.public_url, self.public_host = public_url, public_host
         server = self.server
+        if server is None and artifacts_root:
+            # The master (re)starts: grants live in memory, so no upload cut off by the restart can
+            # resume; its partial files would stay forever. (A reconfig keeps uploads running.)
+            for path in remove_leftovers(Path(artifacts_root)):
+                log.msg(f"velofarm uploads: removed {path}, left by an upload the last master run did not finish")
         if server is not None and server.server_name == interface and port in (0, server.server_port):
             return defer.succeed(None)  # same address (0 = any free port: keep the one we have)
         if self.server is not None:
@@ -79,11 +85,12 @@ class UploadReceiver(BuildbotService):
         return f"http://{host}:{self.server.server_port}{PATH_PREFIX}"
 
 
-def upload_service(spec: Spec) -> UploadReceiver:
+def upload_service(spec: Spec, artifacts_root: Path | None = None) -> UploadReceiver:
     """The receiver for c['services'], on the PB port's interface: workers reach it where they reach PB."""
     interface = spec.master.pb_bind
     return UploadReceiver(port=spec.master.upload_port, interface=interface, public_url=spec.master.upload_url,
-                          public_host=spec.master.public_host)
+                          public_host=spec.master.public_host,
+                          artifacts_root=str(artifacts_root) if artifacts_root else "")
 
 
 def find_receiver(master: Any) -> UploadReceiver | None:
@@ -109,8 +116,9 @@ class UploadArtifact(buildstep.ShellMixin, buildstep.BuildStep):
     renderables: ClassVar[list[str]] = ["archive", "source_dir", "python"]
 
     def __init__(self, artifacts_root: str, platform: str, archive: Any, source_dir: Any = "../dist",
-                 python: Any = "python3", tools: str = "../tools", **kwargs: Any) -> None:
+                 python: Any = "python3", tools: str = "../tools", max_bytes: int = 0, **kwargs: Any) -> None:
         self.artifacts_root, self.platform, self.archive = artifacts_root, platform, archive
+        self.max_bytes = max_bytes  # the grant's size limit (spec.job.upload_limit_bytes); 0: the receiver's
         self.source_dir, self.python, self.tools = source_dir, python, tools
         kwargs.setdefault("logEnviron", False)  # the worker's environment is nobody's business
         kwargs = self.setupShellMixin(kwargs, prohibitArgs=["command", "initialStdin"])
@@ -126,7 +134,8 @@ class UploadArtifact(buildstep.ShellMixin, buildstep.BuildStep):
         tag, root = str(self.getProperty("tag")), Path(self.artifacts_root)
         try:
             folder = incoming_dir(root, tag, self.platform, self.build.number)
-            token = receiver.grants.grant(folder, [self.archive])
+            limit = {"max_bytes": self.max_bytes} if self.max_bytes else {}
+            token = receiver.grants.grant(folder, [self.archive], **limit)
         except VelofarmError as exc:
             yield self.addCompleteLog("error", f"{exc}\n")
             return FAILURE

@@ -73,6 +73,7 @@ class MasterSettings:
     artifacts_dir: str = "artifacts"
     worker_registry: str = "workers/registry.toml"  # workers added by `velofarm worker add`
     public_host: str = "127.0.0.1"  # the host name workers use to reach the master's pb_port
+    keep_tags: int = 0  # artifacts of this many newest tags kept by `velofarm artifacts prune`; 0: all
 
 
 @dataclass(frozen=True)
@@ -362,9 +363,9 @@ def _master(table: Any, where: str) -> MasterSettings:
         raise SpecError(f"{where}: must be a table")
     defaults = MasterSettings()
     _only(table, set(defaults.__dataclass_fields__), where)
-    for key in ("www_port", "pb_port", "poll_interval", "webhook_port", "upload_port"):
+    for key in ("www_port", "pb_port", "poll_interval", "webhook_port", "upload_port", "keep_tags"):
         value = table.get(key, getattr(defaults, key))
-        low = 0 if key in ("poll_interval", "webhook_port", "upload_port") else 1
+        low = 0 if key in ("poll_interval", "webhook_port", "upload_port", "keep_tags") else 1
         if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= 65535:
             raise SpecError(f"{where}.{key}: must be a whole number from {low} to 65535, got {value!r}")
     for key, default in defaults.__dict__.items():
