@@ -20,6 +20,7 @@ from twisted.internet import defer
 from velofarm.buildmaster.auth import HashedPasswordAuth, RolesFromFarmUsers, RolesFromGitHubTeams
 from velofarm.buildmaster.dashboard import mount_downloads, releases_dashboard
 from velofarm.buildmaster.schedulers import RELEASE_BUILDER
+from velofarm.buildmaster.sessions import install_session_policy
 from velofarm.errors import SpecError
 from velofarm.secretstore import SecretStore
 from velofarm.spec.farm import Spec
@@ -37,8 +38,12 @@ def www_config(spec: Spec, store: SecretStore, artifacts_root: Path) -> dict[str
     auth, role_matchers = sign_in(spec, store)
     RestRootResource.addApiVersion(2, OfferedForceForms)  # before the site is built: see the class
     mount_downloads(artifacts_root)
+    lifetime = install_session_policy(
+        secure=spec.master.url.startswith("https://"), hours=spec.master.session_hours,
+        still_valid=auth.checker.still_valid if isinstance(auth, HashedPasswordAuth) else None)
     return {
         "port": f"tcp:{spec.master.www_port}:interface={spec.master.www_bind}",
+        "cookie_expiration_time": lifetime,
         "plugins": {"waterfall_view": {}, "console_view": {}, "grid_view": {},
                     "wsgi_dashboards": [releases_dashboard(spec, artifacts_root)]},
         "auth": auth,

@@ -74,6 +74,7 @@ class MasterSettings:
     worker_registry: str = "workers/registry.toml"  # workers added by `velofarm worker add`
     public_host: str = "127.0.0.1"  # the host name workers use to reach the master's pb_port
     keep_tags: int = 0  # artifacts of this many newest tags kept by `velofarm artifacts prune`; 0: all
+    session_hours: int = 12  # how long a web UI sign-in lasts
 
 
 @dataclass(frozen=True)
@@ -363,7 +364,8 @@ def _master(table: Any, where: str) -> MasterSettings:
         raise SpecError(f"{where}: must be a table")
     defaults = MasterSettings()
     _only(table, set(defaults.__dataclass_fields__), where)
-    for key in ("www_port", "pb_port", "poll_interval", "webhook_port", "upload_port", "keep_tags"):
+    for key in ("www_port", "pb_port", "poll_interval", "webhook_port", "upload_port", "keep_tags",
+                "session_hours"):
         value = table.get(key, getattr(defaults, key))
         low = 0 if key in ("poll_interval", "webhook_port", "upload_port", "keep_tags") else 1
         if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= 65535:
