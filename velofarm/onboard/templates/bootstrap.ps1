@@ -65,11 +65,20 @@ if (-not (Test-Path -LiteralPath $PasswordFile -PathType Leaf) -or (Get-Item -Li
 }
 $Dir = [System.IO.Path]::GetFullPath($Dir)
 
+# The worker folder holds buildbot.tac, the venv and the built binaries. Under C:\ it would
+# inherit "Authenticated Users: Modify", so any local user could change what the worker runs.
+# Before anything is written there: no inherited access, no access for Authenticated Users,
+# Users or Everyone; the account the task runs as and Administrators only, for the folder and
+# (/T) everything already in it; new files inherit the same (OI)(CI).
+New-Item -ItemType Directory -Force -Path $Dir | Out-Null
+Invoke-Checked "icacls.exe" @($Dir, "/inheritance:r", "/grant:r", "${env:USERDOMAIN}\${env:USERNAME}:(OI)(CI)F", "/grant:r", "*S-1-5-32-544:(OI)(CI)F", "/T", "/C", "/Q")
+Invoke-Checked "icacls.exe" @($Dir, "/remove:g", "*S-1-5-11", "*S-1-5-32-545", "*S-1-1-0", "/T", "/C", "/Q")
+Step "locked $Dir to ${env:USERNAME} and Administrators"
+
 if ($Venv) {
     Step "using the existing virtualenv $Venv"
 } else {
     $Venv = Join-Path $Dir "venv"
-    New-Item -ItemType Directory -Force -Path $Dir | Out-Null
     if (-not (Test-Path (Join-Path $Venv "Scripts\python.exe"))) {
         Step "creating the virtualenv $Venv with $Python"
         Invoke-Checked $Python @("-m", "venv", $Venv)
