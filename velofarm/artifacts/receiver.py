@@ -28,6 +28,7 @@ import binascii
 import json
 import re
 import socket
+import ssl
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -109,6 +110,16 @@ class UploadHandler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         pass  # outcomes are logged below, never the request line's headers (the token)
+
+    def handle(self) -> None:
+        if isinstance(self.connection, ssl.SSLSocket):
+            try:  # here, not in accept(): a slow handshake holds this thread (and the gate's deadline), not the port
+                self.connection.do_handshake()
+            except (OSError, ValueError) as exc:
+                self.server.log(f"velofarm uploads: TLS handshake with {self.client_address[0]} failed "
+                                f"({type(exc).__name__})")
+                return
+        super().handle()
 
     def handle_one_request(self) -> None:
         self.server.gate.awaiting_head(self.connection)
@@ -222,9 +233,9 @@ class ReceiverServer(ThreadingHTTPServer):
     block_on_close = False
 
     def __init__(self, interface: str, port: int, grants: UploadGrants,
-                 log: Callable[[str], None] = _no_log) -> None:
+                 log: Callable[[str], None] = _no_log, tls: ssl.SSLContext | None = None) -> None:
         self.address_family = socket.AF_INET6 if ":" in interface else socket.AF_INET
-        self.grants, self.log = grants, log
+        self.grants, self.log, self.tls = grants, log, tls
         self.gate = ConnectionGate(log)
         super().__init__((interface, port), UploadHandler)
 
@@ -234,6 +245,12 @@ class ReceiverServer(ThreadingHTTPServer):
         self.socket.bind(self.server_address)
         self.server_address = self.socket.getsockname()
         self.server_name, self.server_port = str(self.server_address[0]), int(self.server_address[1])
+
+    def get_request(self) -> tuple[Any, Any]:
+        sock, address = self.socket.accept()
+        if self.tls is not None:
+            sock = self.tls.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+        return sock, address
 
     def process_request(self, request: Any, client_address: Any) -> None:
         if not self.gate.admit(request, str(client_address[0])):
@@ -252,10 +269,18 @@ class ReceiverServer(ThreadingHTTPServer):
             self.gate.leave(request)
 
 
+def tls_context(cert: str, key: str) -> ssl.SSLContext:
+    """The server side of https uploads: the master's certificate and key, TLS 1.2 or newer."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(cert, key)
+    return context
+
+
 def start_receiver(interface: str, port: int, grants: UploadGrants,
-                   log: Callable[[str], None] = _no_log) -> ReceiverServer:
+                   log: Callable[[str], None] = _no_log, tls: ssl.SSLContext | None = None) -> ReceiverServer:
     """Bind and serve in a daemon thread; `server.server_port` is the port actually bound."""
-    server = ReceiverServer(interface, port, grants, log)
+    server = ReceiverServer(interface, port, grants, log, tls)
     threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2},
                      name=f"velofarm-uploads:{server.server_port}", daemon=True).start()
     threading.Thread(target=server.gate.run_reaper, name=f"velofarm-uploads-reaper:{server.server_port}",

@@ -22,6 +22,7 @@ from velofarm.secretstore import SecretStore
 from velofarm.spec.farm import Spec, load_spec
 
 CHANGE_SECRET = "change-source-password"
+TLS_CERT, TLS_KEY = "master-tls.crt", "master-tls.key"
 
 
 def spec_path_for(basedir: Path, spec_path: str | Path | None) -> Path:
@@ -51,7 +52,8 @@ def builders(spec: Spec, basedir: Path) -> list[Any]:
 def services(spec: Spec, store: SecretStore, basedir: Path | None = None) -> list[Any]:
     """Extra services in the master process: the upload receiver, the log cap, the signed webhook endpoint."""
     artifacts = basedir / spec.master.artifacts_dir if basedir else None
-    result: list[Any] = [upload_service(spec, artifacts), LogCap()]  # workers PUT archives here (uploads.py)
+    tls = tls_files(store) if spec.master.pb_tls else None
+    result: list[Any] = [upload_service(spec, artifacts, tls), LogCap()]  # workers PUT archives here (uploads.py)
     if spec.master.webhook_port:
         secret = store.get(WEBHOOK_SECRET)
         if not secret:
@@ -61,6 +63,32 @@ def services(spec: Spec, store: SecretStore, basedir: Path | None = None) -> lis
             port=f"tcp:{spec.master.webhook_port}:interface={spec.master.www_bind}",
             secret=secret, repository=spec.repo_url))
     return result
+
+
+def pb_endpoint(spec: Spec, store: SecretStore) -> str:
+    """The PB port: plain TCP, or TLS with the certificate and key from the secrets folder."""
+    where = f"tcp:{spec.master.pb_port}:interface={spec.master.pb_bind}"
+    if not spec.master.pb_tls:
+        return where
+    cert, key = tls_files(store)
+    return (f"ssl:{spec.master.pb_port}:interface={spec.master.pb_bind}"
+            f":privateKey={_escape(key)}:certKey={_escape(cert)}")
+
+
+def tls_files(store: SecretStore) -> tuple[Path, Path]:
+    """The master's certificate and key (pb_tls = true), each checked to be there and private."""
+    files = store.path(TLS_CERT), store.path(TLS_KEY)
+    for path in files:
+        if not path.is_file():
+            raise ValueError(f"farm.toml: master.pb_tls is true but {path} is missing: put the master's "
+                             f"certificate ({TLS_CERT}, PEM, naming public_host) and key ({TLS_KEY}) there, "
+                             "mode 0600")
+    store.check()
+    return files
+
+
+def _escape(path: Path) -> str:
+    return str(path).replace("\\", "\\\\").replace(":", "\\:")  # endpoint strings split on ':'
 
 
 def db_url(spec: Spec, store: SecretStore) -> str:
@@ -116,7 +144,7 @@ def load_master_config(basedir: str | Path, spec_path: str | Path | None = None)
         "titleURL": spec.master.url,
         "buildbotURL": spec.master.url,
         "buildbotNetUsageData": None,
-        "protocols": {"pb": {"port": f"tcp:{spec.master.pb_port}:interface={spec.master.pb_bind}"}},
+        "protocols": {"pb": {"port": pb_endpoint(spec, store)}},
         "db": {"db_url": db_url(spec, store)},
         "secretsProviders": [SecretsFolder(dirname=str(store.directory))],
         "workers": all_workers(spec),

@@ -9,6 +9,7 @@ from typing import Any
 
 from buildbot.plugins import steps, util
 
+from velofarm.buildmaster.build import FarmBuild
 from velofarm.buildmaster.steps import PublishRelease, ReleaseTrigger, ResolveTag
 from velofarm.buildmaster.uploads import UploadArtifact
 from velofarm.spec.farm import Spec
@@ -65,6 +66,7 @@ def _tool(platform: Platform, name: str, script: str, *args: object, **kw: objec
 def platform_factory(spec: Spec, platform: Platform, artifacts_root: Path) -> util.BuildFactory:
     """Tag → checked, built, smoke-tested, size-gated, staged, archived, checksummed, stored."""
     f = util.BuildFactory()
+    f.buildClass = FarmBuild  # a worker lost while being prepared must not hang the build (build.py)
     # Fetch the tag, then check out the commit the coordinator resolved it to (the sourcestamp's
     # revision): every platform builds the same commit even if someone moves the tag meanwhile.
     f.addStep(steps.Git(name="checkout tag", repourl=spec.repo_url, branch=util.Interpolate("refs/tags/%(prop:tag)s"),
@@ -113,6 +115,7 @@ def velofarm_command(*args: object) -> list[object]:
 def release_factory(spec: Spec, artifacts_root: Path, staging_root: Path) -> util.BuildFactory:
     """Resolve the tag, build every platform at once, verify, assemble, publish (unless a dry run)."""
     f = util.BuildFactory()
+    f.buildClass = FarmBuild
     spec_path = str(spec.path)
     f.addStep(ResolveTag(name="resolve tag", repo_url=spec.repo_url, tag_pattern=spec.release.tag_pattern,
                          haltOnFailure=True))

@@ -75,6 +75,7 @@ class MasterSettings:
     public_host: str = "127.0.0.1"  # the host name workers use to reach the master's pb_port
     keep_tags: int = 0  # artifacts of this many newest tags kept by `velofarm artifacts prune`; 0: all
     session_hours: int = 12  # how long a web UI sign-in lasts
+    pb_tls: bool = False  # TLS for workers (PB and uploads): master-tls.crt/.key in the secrets folder
 
 
 @dataclass(frozen=True)
@@ -373,6 +374,8 @@ def _master(table: Any, where: str) -> MasterSettings:
     for key, default in defaults.__dict__.items():
         if isinstance(default, str) and key in table and not isinstance(table[key], str):
             raise SpecError(f"{where}.{key}: must be a string, got {table[key]!r}")
+    if not isinstance(table.get("pb_tls", False), bool):
+        raise SpecError(f"{where}.pb_tls: must be true or false, got {table['pb_tls']!r}")
     if "db_url" in table and "db_url_secret" in table:
         raise SpecError(f"{where}: set db_url or db_url_secret, not both")
     db_url = str(table.get("db_url", defaults.db_url))
