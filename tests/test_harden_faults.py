@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from conftest import FARM_TOML, need_host_toolchains
-from farmtools import wait_release_of
+from support.farmtools import wait_release_of
 
 from velofarm.buildmaster.build import PING_TIMEOUT
 from velofarm.cli.localfarm import LocalFarm, write_farm

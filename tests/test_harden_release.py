@@ -18,7 +18,7 @@ from typing import Any, Iterator
 
 import pytest
 from conftest import FARM_TOML, need_host_toolchains
-from farmtools import all_step_logs, quiet_for, release_builds, wait_release_of
+from support.farmtools import all_step_logs, quiet_for, release_builds, wait_release_of
 
 from velofarm.buildmaster.webhook import MAX_BODY
 from velofarm.cli.localfarm import LocalFarm, free_port, git, write_farm

@@ -22,7 +22,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from farmtools import step_log, wait_release_of
+from support.farmtools import step_log, wait_release_of
 from test_onboarding import PROJECT_VENV, bootstrap
 from test_onboarding import farm as onboarding_farm  # noqa: F401 (the fixture)
 

@@ -11,17 +11,17 @@ from twisted.python import log
 
 from velofarm.buildmaster.changes import change_sources
 from velofarm.buildmaster.factories import platform_factory, release_factory
+from velofarm.buildmaster.farmplan import CHANGE_SECRET, COORDINATOR, RELEASE_BUILDER
 from velofarm.buildmaster.logcap import LOG_MAX_SIZE, LOG_MAX_TAIL_SIZE, LogCap
 from velofarm.buildmaster.privacy import make_private, privacy_report
-from velofarm.buildmaster.schedulers import RELEASE_BUILDER, all_schedulers
+from velofarm.buildmaster.schedulers import all_schedulers
 from velofarm.buildmaster.uploads import upload_service
 from velofarm.buildmaster.webhook import WebhookService
-from velofarm.buildmaster.workers import COORDINATOR, all_workers
+from velofarm.buildmaster.workers import all_workers
 from velofarm.buildmaster.www import WEBHOOK_SECRET, www_config
 from velofarm.secretstore import SecretStore
 from velofarm.spec.farm import Spec, load_spec
 
-CHANGE_SECRET = "change-source-password"
 TLS_CERT, TLS_KEY = "master-tls.crt", "master-tls.key"
 
 

@@ -1,92 +1,35 @@
 """A stateful stand-in for GitHub Releases: an API host and an uploads host, real HTTP on 127.0.0.1.
 
-Every request is validated against GitHub's OpenAPI description (../shared/reference) and so is
-every answer the stand-in gives; failures land in `validation_errors` (and an invalid request gets
-400). The description's upload operation lives on https://uploads.github.com, so requests are
-validated as if sent to api.github.com or uploads.github.com, by the port they came in on.
+Every request and every answer the stand-in gives is validated against the API descriptions in
+`github_api` (the project's own, and GitHub's official one when VELOFARM_GITHUB_OPENAPI names it);
+failures land in `validation_errors` (and an invalid request gets 400).
 Uploads are streamed and hashed, never held in memory. Immutable repositories refuse asset
 changes on a published release with 422 (the status the reference gives for immutable tags).
 """
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
-import os
-import re
 import socket
 import struct
 import threading
 import time
 import urllib.parse
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any, Self
 
-from github_standin_faults import DOCS, Fault, Faults, error_answer
-from openapi_core import OpenAPI
-from openapi_core.exceptions import OpenAPIError
-from openapi_core.testing import MockRequest, MockResponse
+from openapi_core.testing import MockRequest
 
-SPEC_PATH = Path(os.environ.get("VELOFARM_GITHUB_OPENAPI", Path(__file__).resolve().parents[2]
-                                / "shared" / "reference" / "github-releases-openapi.json"))
+from support.github_api import SPEC_HOSTS, descriptions, request_error, response_errors, route
+from support.github_records import Seen, StoredAsset, StoredRelease, stamp
+from support.github_standin_faults import DOCS, Fault, Faults, error_answer
+
 TOKEN = "ghp_standin0123456789abcdefSECRET"
 DROP = object()
-ROUTES = [  # kind, host, method, path template in the description
-    ("list", "api", "GET", "/repos/{owner}/{repo}/releases"),
-    ("create", "api", "POST", "/repos/{owner}/{repo}/releases"),
-    ("get_tag", "api", "GET", "/repos/{owner}/{repo}/releases/tags/{tag}"),
-    ("delete", "api", "DELETE", "/repos/{owner}/{repo}/releases/assets/{asset_id}"),
-    ("get_release", "api", "GET", "/repos/{owner}/{repo}/releases/{release_id}"),
-    ("patch", "api", "PATCH", "/repos/{owner}/{repo}/releases/{release_id}"),
-    ("delete_release", "api", "DELETE", "/repos/{owner}/{repo}/releases/{release_id}"),
-    ("list_assets", "api", "GET", "/repos/{owner}/{repo}/releases/{release_id}/assets"),
-    ("upload", "uploads", "POST", "/repos/{owner}/{repo}/releases/{release_id}/assets"),
-]
 Answer = tuple[int, dict[str, str], Any]  # status, headers, JSON body
 NOT_FOUND: Answer = (404, {}, {"message": "Not Found"})
-SPEC_HOSTS = {"api": "https://api.github.com", "uploads": "https://uploads.github.com"}
-
-
-@functools.lru_cache(maxsize=1)
-def openapi() -> tuple[OpenAPI, dict[str, Any]]:
-    """The description, parsed once per process (about a second)."""
-    return OpenAPI.from_file_path(str(SPEC_PATH)), json.loads(SPEC_PATH.read_text())
-
-
-def route(host: str, method: str, path: str) -> tuple[str, str, dict[str, str]]:
-    """The request's kind, its template in the description and its path parameters."""
-    for kind, r_host, r_method, template in ROUTES:
-        pattern = re.sub(r"\{(\w+_id)\}", r"(?P<\1>\\d+)", template)
-        m = re.fullmatch(re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", pattern), path)
-        if m and (host, method) == (r_host, r_method):
-            return kind, template, {k: urllib.parse.unquote(v) for k, v in m.groupdict().items()}
-    return "unknown", "", {}
-
-
-def explain(exc: Exception) -> str:
-    """openapi-core's message plus the schema errors it keeps in the cause."""
-    details = getattr(exc.__cause__, "schema_errors", None) or getattr(exc, "schema_errors", None) or ()
-    return "; ".join([str(exc), *(str(e.message) for e in details)])
-
-
-def stamp() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-@dataclass
-class Seen:
-    method: str
-    path: str
-    kind: str
-    at: float  # time.monotonic()
-    query: dict[str, str] = field(default_factory=dict)
-    body: Any = None
-    status: int = 0
-    request: Any = None  # the MockRequest that passed validation
 
 
 @dataclass
@@ -99,34 +42,6 @@ class Call:
     params: dict[str, str]
     length: int
     fault: Fault | None = None
-
-
-@dataclass
-class StoredAsset:
-    id: int
-    name: str
-    content_type: str
-    label: str | None = None
-    size: int = 0
-    digest: str | None = None
-    state: str = "open"
-    created_at: str = field(default_factory=stamp)
-    updated_at: str = field(default_factory=stamp)
-
-
-@dataclass
-class StoredRelease:
-    id: int
-    tag_name: str
-    name: str | None
-    body: str | None
-    draft: bool
-    prerelease: bool
-    created_at: str = field(default_factory=stamp)
-    published_at: str | None = None
-    updated_at: str = field(default_factory=stamp)
-    immutable: bool = False
-    assets: list[StoredAsset] = field(default_factory=list)
 
 
 class GitHubStandIn:
@@ -151,7 +66,7 @@ class GitHubStandIn:
 
     # -- life -------------------------------------------------------------------------------------
     def __enter__(self) -> Self:
-        openapi()
+        descriptions()
         for host in ("api", "uploads"):
             handler = type(f"{host}Handler", (_Handler,), {"standin": self, "host": host})
             server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
@@ -257,10 +172,13 @@ class GitHubStandIn:
                               headers=dict(c.h.headers), data=raw, content_type=ctype)
         try:
             c.seen.body = json.loads(raw) if raw else None
-            openapi()[0].validate_request(request)
-        except (OpenAPIError, ValueError) as exc:
-            self.validation_errors.append(f"request {c.seen.method} {c.seen.path}: {explain(exc)}")
-            return 400, {}, {"message": f"Invalid request: {exc}"}
+        except ValueError as exc:
+            self.validation_errors.append(f"request {c.seen.method} {c.seen.path}: not JSON: {exc}")
+            return 400, {}, {"message": f"Problems parsing JSON: {exc}"}
+        why = request_error(request)
+        if why:
+            self.validation_errors.append(f"request {c.seen.method} {c.seen.path}: {why}")
+            return 400, {}, {"message": f"Invalid request: {why}"}
         c.seen.request = request
         return None
 
@@ -284,19 +202,8 @@ class GitHubStandIn:
 
     def _validate_response(self, c: Call, status: int, data: bytes, headers: dict[str, str]) -> None:
         what = f"response {status} to {c.seen.method} {c.seen.path}"
-        op = openapi()[1]["paths"].get(c.template, {}).get(c.seen.method.lower(), {})
-        if c.seen.request is not None and str(status) in op.get("responses", {}):
-            response = MockResponse(data, status, headers, "application/json" if data else "")
-            try:
-                openapi()[0].validate_response(c.seen.request, response)
-            except OpenAPIError as exc:
-                self.validation_errors.append(f"{what}: {explain(exc)}")
-        elif status >= 400:  # errors the description leaves out (401, 403, 5xx): GitHub's basic error
-            body = json.loads(data)
-            if not isinstance(body.get("message"), str) or "documentation_url" not in body:
-                self.validation_errors.append(f"{what}: not a basic error")
-        else:
-            self.validation_errors.append(f"{what}: not in the description")
+        for why in response_errors(c.seen.request, c.template, status, data, headers):
+            self.validation_errors.append(f"{what}: {why}")
 
     def _drain(self, h: _Handler, length: int) -> None:
         while length > 0 and (chunk := h.rfile.read(min(length, 1 << 20))):
