@@ -7,6 +7,7 @@ import hmac
 import json
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 SIGNATURE_HEADERS = ("X-Hub-Signature-256", "X-Gitea-Signature", "X-Forgejo-Signature")
 EVENT_HEADERS = ("X-GitHub-Event", "X-Gitea-Event", "X-Forgejo-Event")
@@ -48,7 +49,8 @@ def parse_event(event: str, body: bytes) -> tuple[TagPush | None, str]:
         return None, "body is not JSON"
     if not isinstance(payload, dict):
         return None, "body is not a JSON object"
-    repository = payload.get("repository") if isinstance(payload.get("repository"), dict) else {}
+    found = payload.get("repository")
+    repository: dict[str, Any] = found if isinstance(found, dict) else {}
     repo = repository.get("clone_url") or repository.get("html_url", "")
     urls = tuple(str(repository[k]) for k in REPOSITORY_URL_FIELDS if isinstance(repository.get(k), str))
     who = (payload.get("sender") or {}).get("login", "webhook")
