@@ -11,7 +11,8 @@ from buildbot.plugins import steps, util
 
 from velofarm.buildmaster.build import FarmBuild
 from velofarm.buildmaster.farmplan import platform_scheduler
-from velofarm.buildmaster.steps import PublishRelease, ReleaseTrigger, ResolveTag
+from velofarm.buildmaster.records import RecordBuilds
+from velofarm.buildmaster.steps import CheckSigningKeys, PublishRelease, ReleaseTrigger, ResolveTag
 from velofarm.buildmaster.uploads import UploadArtifact
 from velofarm.publish.select import token_secret
 from velofarm.spec.farm import Spec
@@ -121,6 +122,8 @@ def release_factory(spec: Spec, artifacts_root: Path, staging_root: Path) -> uti
     spec_path = str(spec.path)
     f.addStep(ResolveTag(name="resolve tag", repo_url=spec.repo_url, tag_pattern=spec.release.tag_pattern,
                          haltOnFailure=True))
+    f.addStep(CheckSigningKeys(name="check signing keys", secrets_dir=str(spec.resolve(spec.master.secrets_dir)),
+                               keys_dir=str(spec.resolve("keys")), haltOnFailure=True))
     # The notes' changelog, before any build: a CHANGELOG.md without the version's section stops
     # the release here, not after every platform was built. Its log shows what the notes will say.
     git_cache = str(staging_root.parent / "git-cache")
@@ -135,12 +138,19 @@ def release_factory(spec: Spec, artifacts_root: Path, staging_root: Path) -> uti
                        "revision": util.Property("tag_commit")}],
         set_properties={"tag": TAG, "tag_commit": util.Property("tag_commit")}))
     staging = util.Interpolate(f"{staging_root}/%(prop:tag)s-%(prop:buildnumber)s")
+    records = util.Interpolate(f"{staging_root}/%(prop:tag)s-%(prop:buildnumber)s.records.json")
+    f.addStep(RecordBuilds(name="record builds", path=records, haltOnFailure=True))
+    # Signs with the farm's keys from the secrets folder (read by this command on the master, never
+    # passed on its command line or environment) and attests from the records just written.
     f.addStep(steps.ShellCommand(
         name="verify and assemble", haltOnFailure=True, **NO_ENV_LOG,
         command=assemble_command("--spec", spec_path, "--tag", TAG, "--commit", util.Property("tag_commit"),
-                                 "--artifacts", str(artifacts_root), "--out", staging, "--git-cache", git_cache)))
+                                 "--artifacts", str(artifacts_root), "--out", staging, "--git-cache", git_cache,
+                                 "--records", records, "--source-cache", str(staging_root.parent / "sources"))))
     f.addStep(PublishRelease(name="publish", spec_path=spec_path, directory=staging, artifacts_root=str(artifacts_root),
                              token=util.Secret(secret) if (secret := token_secret(spec)) else None,
                              doStepIf=lambda step: not step.getProperty("dry_run", False), haltOnFailure=True))
     f.addStep(steps.RemoveDirectory(name="clean staging", dir=staging, alwaysRun=True, hideStepIf=True))
+    f.addStep(steps.ShellCommand(name="clean records", command=["rm", "-f", records], alwaysRun=True,
+                                 hideStepIf=True))
     return f

@@ -360,6 +360,11 @@ class HttpClient:
         while chunk := raw.read(self.chunk_size):
             digest.update(chunk)
             size += len(chunk)
+        # http.client ends a body cut short by a closed connection like a complete one (read()
+        # returns b"" without IncompleteRead); hashing it would call a good asset corrupt.
+        expected = raw.getheader("Content-Length")
+        if expected is not None and expected.isdigit() and size != int(expected):
+            raise http.client.IncompleteRead(b"", int(expected) - size)
         return size, digest.hexdigest()
 
     def _url(self, url: str, params: Mapping[str, object] | None = None) -> str:

@@ -169,6 +169,18 @@ def check_toolchain(platform: dict[str, Any], needs_protoc: bool) -> list[Check]
     return checks
 
 
+def rustc_version(platform: dict[str, Any]) -> list[str]:
+    """`rustc -vV` of the compiler cargo will run ($RUSTC when set); cross builds name their image instead."""
+    if platform.get("method") == "cross":
+        return ["(rustc inside the cross image; see the builder image digest)"]
+    rustc = (platform.get("env") or {}).get("RUSTC") or os.environ.get("RUSTC") or "rustc"
+    try:
+        out = subprocess.run([rustc, "-vV"], capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.SubprocessError) as exc:
+        return [f"(failed: {exc})"]
+    return out.stdout.splitlines() if out.returncode == 0 else [f"(failed: exit {out.returncode})"]
+
+
 def _program(name: str, program: str, fix: str) -> Check:
     found = shutil.which(program)  # also checks a path with a folder in it directly
     where = "not found" if os.path.dirname(program) else "not on PATH"
@@ -285,6 +297,9 @@ def _cmd_toolchain(args: argparse.Namespace) -> int:
         tag = f"tag {args.tag}, " if args.tag else ""
         raise PreflightError(f"{tag}platform {platform['name']}: worker {host.node()} lacks "
                              f"{', '.join(missing)}; run the fix commands above on it, then rebuild")
+    # The master records this output as the worker's toolchain for the release's provenance.
+    for line in rustc_version(platform):
+        print(f"rustc -vV: {line}")
     return 0
 
 
