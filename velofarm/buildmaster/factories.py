@@ -152,5 +152,5 @@ def release_factory(spec: Spec, artifacts_root: Path, staging_root: Path) -> uti
                              doStepIf=lambda step: not step.getProperty("dry_run", False), haltOnFailure=True))
     f.addStep(steps.RemoveDirectory(name="clean staging", dir=staging, alwaysRun=True, hideStepIf=True))
     f.addStep(steps.ShellCommand(name="clean records", command=["rm", "-f", records], alwaysRun=True,
-                                 hideStepIf=True))
+                                 hideStepIf=True, **NO_ENV_LOG))
     return f
