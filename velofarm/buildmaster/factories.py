@@ -12,7 +12,8 @@ from buildbot.plugins import steps, util
 from velofarm.buildmaster.build import FarmBuild
 from velofarm.buildmaster.farmplan import platform_scheduler
 from velofarm.buildmaster.records import RecordBuilds
-from velofarm.buildmaster.steps import CheckSigningKeys, PublishRelease, ReleaseTrigger, ResolveTag
+from velofarm.buildmaster.steps import CheckSigningKeys, PublishRelease, RecordReleaseFacts, ReleaseTrigger, ResolveTag
+from velofarm.buildmaster.toolsteps import ToolCommand
 from velofarm.buildmaster.uploads import UploadArtifact
 from velofarm.publish.select import token_secret
 from velofarm.spec.farm import Spec
@@ -61,9 +62,9 @@ def _parse_build_env(rc: int, stdout: str, stderr: str) -> dict[str, Any]:
     return {"build_env": json.loads(stdout)} if rc == 0 else {}
 
 
-def _tool(platform: Platform, name: str, script: str, *args: object, **kw: object) -> steps.ShellCommand:
-    return steps.ShellCommand(name=name, command=[platform.python, f"{TOOLS}/{script}", *args],
-                              haltOnFailure=True, workdir="build", **NO_ENV_LOG, **kw)
+def _tool(platform: Platform, name: str, script: str, *args: object, **kw: object) -> ToolCommand:
+    return ToolCommand(name=name, command=[platform.python, f"{TOOLS}/{script}", *args],
+                              haltOnFailure=True, workdir="build", **kw)
 
 
 def platform_factory(spec: Spec, platform: Platform, artifacts_root: Path) -> util.BuildFactory:
@@ -92,7 +93,9 @@ def platform_factory(spec: Spec, platform: Platform, artifacts_root: Path) -> ut
                                            "--epoch", util.Interpolate("%(prop:source_date_epoch)s")],
         extract_fn=_parse_build_env, haltOnFailure=True, workdir="build", **NO_ENV_LOG))
     f.addStep(steps.ShellCommand(name="cargo build", command=preflight.build_argv(platform.to_json()),
-                                 env=build_env(platform), haltOnFailure=True, workdir="build", **NO_ENV_LOG))
+                                 env=build_env(platform), haltOnFailure=True, workdir="build", **NO_ENV_LOG,
+                                 description=["building", platform.target],
+                                 descriptionDone=[f"built {platform.target} ({platform.method}, release)"]))
     f.addStep(_tool(platform, "smoke test", "gates.py", "smoke", JOB, "--tag", TAG, "--bin-dir", bin_dir(platform)))
     f.addStep(_tool(platform, "size gate", "gates.py", "size", JOB, "--tag", TAG, "--bin-dir", bin_dir(platform)))
     f.addStep(_tool(platform, "stage", "stage.py", JOB, "--tag", TAG, "--name", _stage_name(spec, platform), "--src", ".",
@@ -127,8 +130,8 @@ def release_factory(spec: Spec, artifacts_root: Path, staging_root: Path) -> uti
     # The notes' changelog, before any build: a CHANGELOG.md without the version's section stops
     # the release here, not after every platform was built. Its log shows what the notes will say.
     git_cache = str(staging_root.parent / "git-cache")
-    f.addStep(steps.ShellCommand(
-        name="changelog", haltOnFailure=True, **NO_ENV_LOG,
+    f.addStep(ToolCommand(
+        name="changelog", haltOnFailure=True,
         command=[sys.executable, "-m", "velofarm.release.changelog", "--spec", spec_path, "--tag", TAG,
                  "--commit", util.Property("tag_commit"), "--git-cache", git_cache]))
     f.addStep(ReleaseTrigger(
@@ -142,12 +145,13 @@ def release_factory(spec: Spec, artifacts_root: Path, staging_root: Path) -> uti
     f.addStep(RecordBuilds(name="record builds", path=records, haltOnFailure=True))
     # Signs with the farm's keys from the secrets folder (read by this command on the master, never
     # passed on its command line or environment) and attests from the records just written.
-    f.addStep(steps.ShellCommand(
-        name="verify and assemble", haltOnFailure=True, **NO_ENV_LOG,
+    f.addStep(ToolCommand(
+        name="verify and assemble", haltOnFailure=True,
         command=assemble_command("--spec", spec_path, "--tag", TAG, "--commit", util.Property("tag_commit"),
                                  "--artifacts", str(artifacts_root), "--out", staging, "--git-cache", git_cache,
                                  "--records", records, "--source-cache", str(staging_root.parent / "sources"))))
-    f.addStep(PublishRelease(name="publish", spec_path=spec_path, directory=staging, artifacts_root=str(artifacts_root),
+    f.addStep(RecordReleaseFacts(name="release facts", directory=staging, haltOnFailure=True))
+    f.addStep(PublishRelease(name="publish", spec_path=spec_path, directory=staging,
                              token=util.Secret(secret) if (secret := token_secret(spec)) else None,
                              doStepIf=lambda step: not step.getProperty("dry_run", False), haltOnFailure=True))
     f.addStep(steps.RemoveDirectory(name="clean staging", dir=staging, alwaysRun=True, hideStepIf=True))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -137,6 +138,35 @@ class ResolveTag(BuildStep):
         yield log.addStdout(f"{decision.tag} -> {commit}\n")
         self.setProperty("tag_commit", commit, "ResolveTag")
         self.descriptionDone = [f"{decision.tag} is {commit[:12]}"]
+        return SUCCESS
+
+
+class RecordReleaseFacts(BuildStep):
+    """Copies the allow-listed facts of the staged release.json (changelog, signatures, provenance,
+    SBOM, reproduced) into the build property `release_facts`, where the Releases page reads them."""
+
+    renderables = ["directory"]
+
+    def __init__(self, directory: Any, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.directory = directory
+
+    @defer.inlineCallbacks
+    def run(self) -> Any:
+        from velofarm.release.dashboard_data import release_facts
+        from velofarm.release.model import RELEASE_JSON
+
+        path = Path(self.directory) / RELEASE_JSON
+        try:
+            text = yield threads.deferToThread(path.read_text, encoding="utf-8")
+            facts = release_facts(json.loads(text))
+        except (OSError, ValueError, AttributeError) as exc:
+            yield self.addCompleteLog("error", f"error: {path} cannot be read as JSON ({exc}); the assembly "
+                                               "step should have written it\n")
+            self.descriptionDone = [f"no readable {RELEASE_JSON}"]
+            return FAILURE
+        self.setProperty("release_facts", facts, "RecordReleaseFacts")
+        self.descriptionDone = [f"facts: {', '.join(facts) or 'none recorded'}"]
         return SUCCESS
 
 

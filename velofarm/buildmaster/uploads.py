@@ -9,10 +9,11 @@ the token.
 from __future__ import annotations
 
 import shutil
+import time
 from pathlib import Path
 from typing import Any, ClassVar
 
-from buildbot.process import buildstep
+from buildbot.process import buildstep, logobserver
 from buildbot.process.results import FAILURE, SUCCESS
 from buildbot.util.service import BuildbotService
 from twisted.internet import defer, threads
@@ -22,6 +23,7 @@ from velofarm.artifacts.incoming import Receipt, UploadGrants
 from velofarm.artifacts.receiver import PATH_PREFIX, ReceiverServer, start_receiver, stop_receiver, tls_context
 from velofarm.artifacts.retention import remove_leftovers
 from velofarm.artifacts.store import commit_incoming, incoming_dir
+from velofarm.buildmaster.toolsteps import summary_from_output
 from velofarm.errors import VelofarmError
 from velofarm.onboard.workertac import CA_DIR
 from velofarm.spec.farm import Spec
@@ -133,6 +135,8 @@ class UploadArtifact(buildstep.ShellMixin, buildstep.BuildStep):
         kwargs.setdefault("logEnviron", False)  # the worker's environment is nobody's business
         kwargs = self.setupShellMixin(kwargs, prohibitArgs=["command", "initialStdin"])
         super().__init__(**kwargs)
+        self.output = logobserver.BufferLogObserver(wantStdout=False, wantStderr=True)
+        self.addLogObserver("stdio", self.output)  # a failed upload's summary names transfer.py's cause
 
     @defer.inlineCallbacks
     def run(self) -> Any:
@@ -154,14 +158,17 @@ class UploadArtifact(buildstep.ShellMixin, buildstep.BuildStep):
             url = self.getProperty("velofarm_upload_url") or receiver.url_for(worker_host(self))
             cmd = yield self.makeRemoteShellCommand(command=self._command(str(url)),
                                                     initialStdin=token + "\n")
+            started = time.monotonic()
             yield self.runCommand(cmd)
+            seconds = time.monotonic() - started
         finally:
             receipt = receiver.grants.revoke(token).get(self.archive)
         if cmd.didFail() or receipt is None:
             yield threads.deferToThread(shutil.rmtree, folder, True)
-            self.descriptionDone = ["upload failed"]
+            cause = summary_from_output("", self.output.getStderr())
+            self.descriptionDone = [f"upload failed: {cause}" if cause else "upload failed"]
             return cmd.results() if cmd.didFail() else FAILURE
-        return (yield self._store(tag, receipt))
+        return (yield self._store(tag, receipt, seconds))
 
     def _command(self, url: str) -> list[str]:
         archive = f"{self.source_dir}/{self.archive}"
@@ -173,7 +180,7 @@ class UploadArtifact(buildstep.ShellMixin, buildstep.BuildStep):
                 archive, f"{archive}.sha256"]
 
     @defer.inlineCallbacks
-    def _store(self, tag: str, receipt: Receipt) -> Any:
+    def _store(self, tag: str, receipt: Receipt, seconds: float) -> Any:
         log_ = yield self.getLog("stdio")
         try:
             root = Path(self.artifacts_root)
@@ -185,4 +192,5 @@ class UploadArtifact(buildstep.ShellMixin, buildstep.BuildStep):
             return FAILURE
         yield log_.addStdout(f"stored {final}\n")
         self.setProperty("artifact", str(final), "UploadArtifact")
+        self.descriptionDone = [f"stored ({receipt.size / 2**20:.1f} MiB in {seconds:.1f} s)"]
         return SUCCESS

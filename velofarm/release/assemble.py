@@ -182,6 +182,8 @@ def main(argv: list[str] | None = None) -> int:
           f"prerelease={meta['prerelease']}")
     for asset in meta["assets"]:
         print(f"  {asset['sha256']}  {asset['size']:>10}  {asset['name']}")
+    kind = "pre-release" if meta["prerelease"] else "release"
+    print(f"summary: {len(meta['platforms'])} archives verified; {kind} {meta['tag']} assembled")  # the step's summary
     return 0
 
 
