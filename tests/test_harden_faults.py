@@ -44,13 +44,13 @@ def test_a_worker_that_stops_answering_before_the_first_step_does_not_hang_the_r
             builds = farm.builds(f"build-{PLATFORM}")
             return builds[0] if builds and builds[0]["state_string"] == "pinging worker" else None
 
-        build = farm.wait(pinging, 120, "the platform build to ping its worker")
+        build = farm.wait(pinging, 300, "the platform build to ping its worker")
 
         def finished() -> dict[str, Any] | None:
             found = farm.api(f"builds/{build['buildid']}")["builds"][0]
             return found if found["complete"] else None
 
-        ended = farm.wait(finished, PING_TIMEOUT * 4, "the build to give up on its frozen worker "
+        ended = farm.wait(finished, PING_TIMEOUT * 8, "the build to give up on its frozen worker "
                                                       "(Buildbot alone waits for ever)")
     finally:
         os.kill(pid, signal.SIGCONT)  # it thaws, finds its connection dropped, and reconnects
