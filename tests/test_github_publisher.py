@@ -103,7 +103,8 @@ def test_clean_run_creates_uploads_verifies_and_publishes(gh: GitHubStandIn, rel
     assert out.draft == "created" and out.uploaded == [a.name for a in release.assets]
     assert out.make_latest == "true" and gh.publishes[0]["make_latest"] == "true"
     create = next(s for s in gh.requests if s.kind == "create")
-    assert create.body == {"tag_name": "v1.0.0", "name": "velostream v1.0.0", "body": release.notes,
+    assert create.body == {"tag_name": "v1.0.0", "target_commitish": release.commit, "name": "velostream v1.0.0",
+                           "body": release.notes,
                            "draft": True, "prerelease": False}
     uploads = [s for s in gh.requests if s.kind == "upload"]
     assert [s.query for s in uploads] == [{"name": a.name} for a in release.assets]

@@ -36,7 +36,8 @@ PACKAGE = str(Path(velofarm.__file__).resolve().parent)
 # what it transfers. Recorded when the step has the attribute and it is set.
 FIELDS = ("command", "env", "workdir", "repourl", "branch", "mode", "method", "alwaysUseLatest", "dir",
           "mastersrc", "workerdest", "workersrc", "masterdest", "s", "property",
-          "artifacts_root", "platform", "archive", "source_dir", "python", "tools")
+          "artifacts_root", "platform", "archive", "source_dir", "python", "tools", "logEnviron",
+          "max_bytes")
 FLAGS = ("haltOnFailure", "alwaysRun", "hideStepIf", "flunkOnFailure")
 
 

@@ -137,7 +137,7 @@ def test_powershell_bootstrap_runs_the_expected_commands(farm: Path) -> None:
         '$Platforms = @("windows-x86_64-msvc")',
         'Invoke-Checked $Python @("-m", "venv", $Venv)',
         ('Invoke-Checked (Join-Path $Venv "Scripts\\python.exe") (@("-m", "pip", "install", "--quiet", '
-         '"--disable-pip-version-check") + $PipList + @("buildbot-worker==$Version"))'),
+         '"--disable-pip-version-check") + $PipList + @("buildbot-worker==$Version") + $TlsPackages)'),
         ('Invoke-Checked (Join-Path $Venv "Scripts\\buildbot-worker.exe") @("create-worker", "--quiet", $Worker, '
          f'$Master, $Name, "{workertac.PLACEHOLDER}")'),
         "$ReadFile = '" + workertac.READ_FILE.replace("'", "''") + "'",

@@ -10,6 +10,7 @@ import sys
 import tarfile
 import urllib.error
 import urllib.request
+import uuid
 import zipfile
 from pathlib import Path
 from typing import Any, Iterator
@@ -239,7 +240,7 @@ def test_a_failing_platform_fails_the_release_and_publishes_nothing(farm: LocalF
 
 def _deliver(farm: LocalFarm, event: str, payload: dict[str, Any], signature: str | None) -> int:
     body = json.dumps(payload).encode()
-    headers = {"Content-Type": "application/json", "X-GitHub-Event": event}
+    headers = {"Content-Type": "application/json", "X-GitHub-Event": event, "X-GitHub-Delivery": str(uuid.uuid4())}
     if signature is not None:
         headers["X-Hub-Signature-256"] = signature
     port = farm.spec_path.read_text().split("webhook_port = ")[1].split("\n")[0]
@@ -251,10 +252,10 @@ def _deliver(farm: LocalFarm, event: str, payload: dict[str, Any], signature: st
         return exc.code
 
 
-def _push_payload(tag: str, sha: str, deleted: bool = False) -> dict[str, Any]:
+def _push_payload(farm: LocalFarm, tag: str, sha: str, deleted: bool = False) -> dict[str, Any]:
     return {"ref": f"refs/tags/{tag}", "created": not deleted, "deleted": deleted,
             "after": "0" * 40 if deleted else sha, "head_commit": None if deleted else {"id": sha},
-            "repository": {"clone_url": "https://example.invalid/velostream.git"}, "sender": {"login": "ops"}}
+            "repository": {"clone_url": str(farm.remote)}, "sender": {"login": "ops"}}
 
 
 def test_webhook_needs_a_valid_signature_and_ignores_deletions(farm: LocalFarm, v010: dict[str, Any]) -> None:
@@ -267,16 +268,17 @@ def test_webhook_needs_a_valid_signature_and_ignores_deletions(farm: LocalFarm, 
         hook.chmod(0o755)
     before = len(release_builds(farm))
     sha = git("rev-parse", "v0.4.0", cwd=farm.src)
-    payload = _push_payload("v0.4.0", sha)
+    payload = _push_payload(farm, "v0.4.0", sha)
     body = json.dumps(payload).encode()
     assert _deliver(farm, "push", payload, None) == 401
     assert _deliver(farm, "push", payload, "sha256=" + "0" * 64) == 403
     assert _deliver(farm, "push", payload, "sha256=" + signature_of("wrong secret", body)) == 403
-    deletion = _push_payload("v0.5.0", sha, deleted=True)
+    deletion = _push_payload(farm, "v0.5.0", sha, deleted=True)
     assert _deliver(farm, "push", deletion, "sha256=" + signature_of(WEBHOOK_SECRET, json.dumps(deletion).encode())) == 200
     assert quiet_for(farm, 2) == before
     assert _deliver(farm, "push", payload, "sha256=" + signature_of(WEBHOOK_SECRET, body)) == 202
-    create = {"ref": "v0.4.0", "ref_type": "tag", "repository": {}, "sender": {"login": "ops"}}
+    create = {"ref": "v0.4.0", "ref_type": "tag", "repository": {"clone_url": str(farm.remote)},
+              "sender": {"login": "ops"}}
     assert _deliver(farm, "create", create, "sha256=" + signature_of(WEBHOOK_SECRET, json.dumps(create).encode())) == 202
     build = wait_release_of(farm, "v0.4.0")
     assert build["results"] == 0, build["state_string"]

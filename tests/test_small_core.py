@@ -31,7 +31,7 @@ def roundtrip(data: dict[str, Any]) -> dict[str, Any]:
 def test_farm_toml_round_trips() -> None:
     data = tomllib.loads(FARM_TOML.read_text(encoding="utf-8"))
     assert roundtrip(data) == data
-    assert "\\d" in data["release"]["tag_pattern"]  # backslashes in a real value survived
+    assert "\\." in data["release"]["tag_pattern"]  # backslashes in a real value survived
 
 
 @pytest.mark.parametrize("value", [
@@ -201,7 +201,7 @@ def test_commit_moves_a_good_upload_into_its_build_folder(tmp_path: Path) -> Non
     assert final == tmp_path / "v1.2.3" / "linux-x86_64" / "builds" / "107" / ARCHIVE
     assert final.read_bytes() == b"archive bytes"
     assert sorted(p.name for p in final.parent.iterdir()) == sorted([ARCHIVE, f"{ARCHIVE}.sha256", "build.json"])
-    assert mode(final) == 0o644 and mode(final.parent / f"{ARCHIVE}.sha256") == 0o644
+    assert mode(final) == 0o600 and mode(final.parent / f"{ARCHIVE}.sha256") == 0o600  # the master's folder is private
     assert not incoming.exists()
     assert sorted(p.name for p in (tmp_path / "v1.2.3").iterdir()) == ["linux-x86_64"]
 

@@ -13,6 +13,8 @@ server inside the master process:
   file is fsynced and renamed into place: the store's check costs no second read.
 - Written to disk as it arrives, through four 1 MiB buffers a connection: master memory stays flat.
 - Resumable: HEAD tells a worker how much arrived; a PUT with Content-Range sends the rest.
+- Not lockable by strangers: velofarm/artifacts/gate.py bounds each request head in time and size,
+  caps connections per address, and keeps room for connections that showed a valid token.
 
 Threads, not twisted.web: twisted.web spools a whole request body into a temporary file before
 render(), which would write every archive twice and hash it on the reactor thread. Blocking
@@ -26,20 +28,21 @@ import binascii
 import json
 import re
 import socket
+import ssl
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import unquote
 
+from velofarm.artifacts.gate import HEAD_DEADLINE, MAX_HEAD_BYTES, ConnectionGate
 from velofarm.artifacts.incoming import CHUNK, Grant, Put, RequestError, Slot, Superseded, UploadGrants, finish, receive
 
 PATH_PREFIX = "/upload/"
 IDLE_TIMEOUT = 120.0  # a silent upload is dropped; the worker resumes on a new connection
-HEADER_TIMEOUT = 15.0  # until a request proves its token: strangers cannot hold threads for long
-MAX_CONNECTIONS = 32
+TOO_LARGE = (b"HTTP/1.1 431 Request Header Fields Too Large\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")
 DIGEST = re.compile(r"(?:^|,)\s*sha-256=:([A-Za-z0-9+/]+={0,2}):")
-RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+)$")
+RANGE = re.compile(r"^bytes ([0-9]+)-([0-9]+)/([0-9]+)$", re.ASCII)
 
 
 def parse_put(headers: Any, max_bytes: int) -> Put:
@@ -75,16 +78,64 @@ def _no_log(message: str) -> None:
     pass
 
 
+class HeadTooLarge(Exception):
+    pass
+
+
+class HeadBudget:
+    """The connection's reader while a request head is read: at most MAX_HEAD_BYTES in all."""
+
+    def __init__(self, raw: Any, budget: int = MAX_HEAD_BYTES) -> None:
+        self.raw, self.left = raw, budget
+
+    def readline(self, size: int = -1) -> bytes:
+        limit = self.left + 1 if size < 0 else min(size, self.left + 1)
+        line: bytes = self.raw.readline(limit)
+        self.left -= len(line)
+        if self.left < 0:
+            raise HeadTooLarge()
+        return line
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.raw, name)
+
+
 class UploadHandler(BaseHTTPRequestHandler):
     """HEAD → how much of a file arrived; PUT → (the rest of) a file. Nothing else."""
 
     protocol_version = "HTTP/1.1"
     server_version = "velofarm-uploads"
-    timeout = HEADER_TIMEOUT
+    timeout = HEAD_DEADLINE  # per read; the gate bounds the whole head
     server: ReceiverServer
 
     def log_message(self, format: str, *args: Any) -> None:
         pass  # outcomes are logged below, never the request line's headers (the token)
+
+    def handle(self) -> None:
+        if isinstance(self.connection, ssl.SSLSocket):
+            try:  # here, not in accept(): a slow handshake holds this thread (and the gate's deadline), not the port
+                self.connection.do_handshake()
+            except (OSError, ValueError) as exc:
+                self.server.log(f"velofarm uploads: TLS handshake with {self.client_address[0]} failed "
+                                f"({type(exc).__name__})")
+                return
+        super().handle()
+
+    def handle_one_request(self) -> None:
+        self.server.gate.awaiting_head(self.connection)
+        raw, self.rfile = self.rfile, HeadBudget(self.rfile)  # type: ignore[assignment]
+        try:
+            super().handle_one_request()
+        except HeadTooLarge:
+            self.close_connection = True
+            self.wfile.write(TOO_LARGE)
+        finally:
+            self.rfile = raw
+
+    def parse_request(self) -> bool:
+        ok = super().parse_request()  # reads the headers through HeadBudget
+        self.rfile = getattr(self.rfile, "raw", self.rfile)
+        return ok
 
     def do_HEAD(self) -> None:
         found = self._authorize(has_body=False)
@@ -132,6 +183,7 @@ class UploadHandler(BaseHTTPRequestHandler):
         auth = self.headers.get("Authorization") or ""
         token = auth[len("Bearer "):].strip() if auth.startswith("Bearer ") else ""
         grant = self.server.grants.find(token) if token else None
+        self.server.gate.head_done(self.connection, trusted=grant is not None)
         if grant is None:  # checked before the name, so a stranger learns nothing about names
             self._refuse(403, "unknown, expired or revoked upload token", drain=has_body)
             return None
@@ -175,16 +227,16 @@ class UploadHandler(BaseHTTPRequestHandler):
 
 
 class ReceiverServer(ThreadingHTTPServer):
-    """One daemon thread per connection, at most MAX_CONNECTIONS at a time."""
+    """One daemon thread per connection, each admitted by the gate."""
 
     daemon_threads = True
     block_on_close = False
 
     def __init__(self, interface: str, port: int, grants: UploadGrants,
-                 log: Callable[[str], None] = _no_log) -> None:
+                 log: Callable[[str], None] = _no_log, tls: ssl.SSLContext | None = None) -> None:
         self.address_family = socket.AF_INET6 if ":" in interface else socket.AF_INET
-        self.grants, self.log = grants, log
-        self._free = threading.BoundedSemaphore(MAX_CONNECTIONS)
+        self.grants, self.log, self.tls = grants, log, tls
+        self.gate = ConnectionGate(log)
         super().__init__((interface, port), UploadHandler)
 
     def server_bind(self) -> None:
@@ -194,32 +246,49 @@ class ReceiverServer(ThreadingHTTPServer):
         self.server_address = self.socket.getsockname()
         self.server_name, self.server_port = str(self.server_address[0]), int(self.server_address[1])
 
+    def get_request(self) -> tuple[Any, Any]:
+        sock, address = self.socket.accept()
+        if self.tls is not None:
+            sock = self.tls.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+        return sock, address
+
     def process_request(self, request: Any, client_address: Any) -> None:
-        if not self._free.acquire(blocking=False):
+        if not self.gate.admit(request, str(client_address[0])):
             self.shutdown_request(request)  # full: the worker retries after a pause
             return
         try:
             super().process_request(request, client_address)
         except BaseException:
-            self._free.release()
+            self.gate.leave(request)
             raise
 
     def process_request_thread(self, request: Any, client_address: Any) -> None:
         try:
             super().process_request_thread(request, client_address)
         finally:
-            self._free.release()
+            self.gate.leave(request)
+
+
+def tls_context(cert: str, key: str) -> ssl.SSLContext:
+    """The server side of https uploads: the master's certificate and key, TLS 1.2 or newer."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(cert, key)
+    return context
 
 
 def start_receiver(interface: str, port: int, grants: UploadGrants,
-                   log: Callable[[str], None] = _no_log) -> ReceiverServer:
+                   log: Callable[[str], None] = _no_log, tls: ssl.SSLContext | None = None) -> ReceiverServer:
     """Bind and serve in a daemon thread; `server.server_port` is the port actually bound."""
-    server = ReceiverServer(interface, port, grants, log)
+    server = ReceiverServer(interface, port, grants, log, tls)
     threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2},
                      name=f"velofarm-uploads:{server.server_port}", daemon=True).start()
+    threading.Thread(target=server.gate.run_reaper, name=f"velofarm-uploads-reaper:{server.server_port}",
+                     daemon=True).start()
     return server
 
 
 def stop_receiver(server: ReceiverServer) -> None:
+    server.gate.stop()
     server.shutdown()
     server.server_close()

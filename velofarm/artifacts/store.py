@@ -105,7 +105,7 @@ def commit_incoming(root: Path, record: BuildIdentity, received_sha256: str | No
         record = BuildIdentity(**{**asdict(record), "sha256": digest, "signed": signed})
         _write_json(incoming / BUILD_JSON, asdict(record))
         for path in incoming.iterdir():
-            path.chmod(0o644)  # uploads arrive 0600 (mkstemp); artifacts are served to ops
+            path.chmod(0o600)  # private like the rest of the master's folder; the master serves them over HTTP
         final = build_dir(root, tag, platform, record.build_id)
         if final.exists():
             raise ArtifactError(f"{final}: build {record.build_id} already stored an archive; a build stores once")

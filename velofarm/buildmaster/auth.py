@@ -20,10 +20,12 @@ from twisted.cred.checkers import ICredentialsChecker
 from twisted.cred.credentials import IUsernamePassword, UsernamePassword
 from twisted.cred.error import UnauthorizedLogin
 from twisted.cred.portal import Portal
-from twisted.internet import defer, threads
+from twisted.internet import defer
 from twisted.web.guard import BasicCredentialFactory, HTTPAuthSessionWrapper
 from zope.interface import implementer
 
+from velofarm.buildmaster.sessions import STAMP_FIELD, password_stamp
+from velofarm.buildmaster.signin import CHECKS, SignInLimits, TooManySignIns
 from velofarm.secretstore import SecretStore
 from velofarm.users import roles_for, user_secret_name, verify_password
 
@@ -44,6 +46,7 @@ class HashedPasswordChecker:
     def __init__(self, users: dict[str, str], store: SecretStore) -> None:
         self.users = dict(users)
         self.store = store
+        self.limits = SignInLimits()
 
     def _verify(self, username: str, password: str) -> bool:
         stored = self.store.get(user_secret_name(username)) if username in self.users else None
@@ -58,10 +61,41 @@ class HashedPasswordChecker:
             raise UnauthorizedLogin() from None
         if not username or len(username) > MAX_FIELD or len(password) > MAX_FIELD:
             raise UnauthorizedLogin()
-        ok = yield threads.deferToThread(self._verify, username, password)  # scrypt takes ~0.1 s
+        client = str(getattr(credentials, "client", "") or "unknown")
+        self.limits.check(username, client)  # TooManySignIns: refused before any hashing
+        ok = yield CHECKS.run(self._verify, username, password)  # scrypt, ~0.1 s, in its own pool
         if not ok:
+            self.limits.failed(username, client)
             raise UnauthorizedLogin()
+        self.limits.succeeded(username)
         return credentials.username
+
+    def still_valid(self, info: dict[str, Any]) -> bool:
+        """A session stays valid while its user is declared and has the password it signed in with."""
+        name = info.get("username")
+        if not name or info.get("anonymous"):
+            return True
+        stored = self.store.get(user_secret_name(str(name))) if name in self.users else None
+        return stored is not None and info.get(STAMP_FIELD) == password_stamp(stored)
+
+
+class ClientCredentials(UsernamePassword):
+    """User name and password, and the address they came from (for the sign-in limits)."""
+
+    def __init__(self, username: bytes, password: bytes, client: str) -> None:
+        super().__init__(username, password)
+        self.client = client
+
+
+class ClientBasicCredentialFactory(BasicCredentialFactory):
+    def decode(self, response: bytes, request: Any) -> Any:
+        plain = super().decode(response, request)
+        return ClientCredentials(plain.username, plain.password, _client(request))
+
+
+def _client(request: Any) -> str:
+    address = request.getClientAddress()
+    return str(getattr(address, "host", "") or "unknown")
 
 
 class FarmUserInfo(UserInfoProviderBase):
@@ -69,19 +103,23 @@ class FarmUserInfo(UserInfoProviderBase):
 
     name = "velofarm"
 
-    def __init__(self, users: dict[str, str]) -> None:
+    def __init__(self, users: dict[str, str], store: SecretStore | None = None) -> None:
         self.users = dict(users)
+        self.store = store
 
     def getUserInfo(self, username: str) -> defer.Deferred[dict[str, Any]]:
-        return defer.succeed({"full_name": username,
-                              "groups": list(roles_for(self.users.get(username, "")))})
+        info: dict[str, Any] = {"full_name": username, "groups": list(roles_for(self.users.get(username, "")))}
+        stored = self.store.get(user_secret_name(username)) if self.store and username in self.users else None
+        if stored:
+            info[STAMP_FIELD] = password_stamp(stored)  # the session ends when the password changes
+        return defer.succeed(info)
 
 
 class HashedPasswordAuth(AuthBase):
     """Buildbot auth for farm.toml users; `users` maps each name to its role."""
 
     def __init__(self, users: dict[str, str], store: SecretStore) -> None:
-        super().__init__(userInfoProvider=FarmUserInfo(users))
+        super().__init__(userInfoProvider=FarmUserInfo(users, store))
         self.checker = HashedPasswordChecker(users, store)
 
     def getLoginResource(self) -> resource.Resource:
@@ -89,7 +127,7 @@ class HashedPasswordAuth(AuthBase):
 
     def basic_auth_resource(self) -> Any:
         portal = Portal(AuthRealm(self.master, self), [self.checker])  # type: ignore[list-item]
-        return HTTPAuthSessionWrapper(portal, [BasicCredentialFactory(b"velofarm")])
+        return HTTPAuthSessionWrapper(portal, [ClientBasicCredentialFactory(b"velofarm")])
 
     def getConfigDict(self) -> dict[str, Any]:
         # Shown to the browser: the name only, never the user list.
@@ -117,21 +155,27 @@ class LoginResource(resource.Resource):
             # A page elsewhere must not sign a browser in to an account of its choosing.
             request.setResponseCode(403)
             request.setHeader(b"content-type", b"text/plain; charset=utf-8")
-            return b"sign-in refused: the form was not sent from this site\n"
+            return (b"sign-in refused: the form was not sent from this site (its Origin or Referer "
+                    b"must be [master] url's)\n")
         username = _field(request, b"username")
         password = _field(request, b"password")
         try:
-            avatar = yield self.auth.checker.requestAvatarId(UsernamePassword(username, password))
+            avatar = yield self.auth.checker.requestAvatarId(ClientCredentials(username, password, _client(request)))
+        except TooManySignIns as exc:
+            request.setHeader(b"retry-after", str(exc.retry_after).encode())
+            return self._page(request, exc.why[0].upper() + exc.why[1:] + ".", 429)
         except UnauthorizedLogin:
             return self._page(request, "Wrong user name or password.", 401)
         yield PreAuthenticatedLoginResource(self.master, avatar).renderLogin(request)  # redirects
 
     def _same_origin(self, request: Any) -> bool:
-        origin = request.getHeader(b"origin")
-        if not origin or origin == b"null":
-            return origin is None  # an opaque ("null") origin is never this site
+        """The form came from this site: its Origin, or without one its Referer, is [master] url's.
+        A request with neither is refused: it cannot show where it came from."""
+        sent = request.getHeader(b"origin") or request.getHeader(b"referer")
+        if not sent or sent == b"null":
+            return False  # an opaque ("null") origin is never this site
         ours = urlsplit(self.master.config.buildbotURL)
-        theirs = urlsplit(origin.decode("latin-1"))
+        theirs = urlsplit(sent.decode("latin-1"))
         return (theirs.scheme, theirs.netloc) == (ours.scheme, ours.netloc)
 
     def _page(self, request: Any, error: str, code: int) -> bytes:

@@ -7,10 +7,13 @@ from pathlib import Path
 from typing import Any
 
 from buildbot.plugins import secrets, util
+from twisted.python import log
 
 from velofarm.buildmaster.changes import change_sources
 from velofarm.buildmaster.factories import platform_factory, release_factory
 from velofarm.buildmaster.farmplan import CHANGE_SECRET, COORDINATOR, RELEASE_BUILDER, platform_builders
+from velofarm.buildmaster.logcap import LOG_MAX_SIZE, LOG_MAX_TAIL_SIZE, LogCap
+from velofarm.buildmaster.privacy import make_private, privacy_report
 from velofarm.buildmaster.schedulers import all_schedulers
 from velofarm.buildmaster.uploads import upload_service
 from velofarm.buildmaster.webhook import WebhookService
@@ -19,6 +22,8 @@ from velofarm.buildmaster.www import WEBHOOK_SECRET, www_config
 from velofarm.release.authenticode import Authenticode, authenticode_signer
 from velofarm.secretstore import SecretStore
 from velofarm.spec.farm import Spec, load_spec
+
+TLS_CERT, TLS_KEY = "master-tls.crt", "master-tls.key"
 
 
 def spec_path_for(basedir: Path, spec_path: str | Path | None) -> Path:
@@ -60,9 +65,11 @@ def builders(spec: Spec, basedir: Path) -> list[Any]:
     return result
 
 
-def services(spec: Spec, store: SecretStore) -> list[Any]:
-    """Extra services in the master process: the signed webhook endpoint."""
-    result: list[Any] = [upload_service(spec)]  # workers PUT archives here (uploads.py)
+def services(spec: Spec, store: SecretStore, basedir: Path | None = None) -> list[Any]:
+    """Extra services in the master process: the upload receiver, the log cap, the signed webhook endpoint."""
+    artifacts = basedir / spec.master.artifacts_dir if basedir else None
+    tls = tls_files(store) if spec.master.pb_tls else None
+    result: list[Any] = [upload_service(spec, artifacts, tls), LogCap()]  # workers PUT archives here (uploads.py)
     if spec.master.webhook_port:
         secret = store.get(WEBHOOK_SECRET)
         if not secret:
@@ -72,6 +79,32 @@ def services(spec: Spec, store: SecretStore) -> list[Any]:
             port=f"tcp:{spec.master.webhook_port}:interface={spec.master.www_bind}",
             secret=secret, repository=spec.repo_url))
     return result
+
+
+def pb_endpoint(spec: Spec, store: SecretStore) -> str:
+    """The PB port: plain TCP, or TLS with the certificate and key from the secrets folder."""
+    where = f"tcp:{spec.master.pb_port}:interface={spec.master.pb_bind}"
+    if not spec.master.pb_tls:
+        return where
+    cert, key = tls_files(store)
+    return (f"ssl:{spec.master.pb_port}:interface={spec.master.pb_bind}"
+            f":privateKey={_escape(key)}:certKey={_escape(cert)}")
+
+
+def tls_files(store: SecretStore) -> tuple[Path, Path]:
+    """The master's certificate and key (pb_tls = true), each checked to be there and private."""
+    files = store.path(TLS_CERT), store.path(TLS_KEY)
+    for path in files:
+        if not path.is_file():
+            raise ValueError(f"farm.toml: master.pb_tls is true but {path} is missing: put the master's "
+                             f"certificate ({TLS_CERT}, PEM, naming public_host) and key ({TLS_KEY}) there, "
+                             "mode 0600")
+    store.check()
+    return files
+
+
+def _escape(path: Path) -> str:
+    return str(path).replace("\\", "\\\\").replace(":", "\\:")  # endpoint strings split on ':'
 
 
 def db_url(spec: Spec, store: SecretStore) -> str:
@@ -115,6 +148,10 @@ class SecretsFolder(secrets.SecretInAFile):
 def load_master_config(basedir: str | Path, spec_path: str | Path | None = None) -> dict[str, Any]:
     """The whole BuildmasterConfig for the master in `basedir`."""
     basedir = Path(basedir).resolve()
+    # Before anything else is written: an older buildbot.tac may still pass umask 022.
+    report = privacy_report(basedir, make_private(basedir))
+    if report:
+        log.msg(report)
     spec = load_spec(spec_path_for(basedir, spec_path))
     store = SecretStore(secrets_dir(spec))
     store.ensure()  # a fresh checkout has no secrets folder yet; it is created 0700
@@ -123,7 +160,7 @@ def load_master_config(basedir: str | Path, spec_path: str | Path | None = None)
         "titleURL": spec.master.url,
         "buildbotURL": spec.master.url,
         "buildbotNetUsageData": None,
-        "protocols": {"pb": {"port": f"tcp:{spec.master.pb_port}:interface={spec.master.pb_bind}"}},
+        "protocols": {"pb": {"port": pb_endpoint(spec, store)}},
         "db": {"db_url": db_url(spec, store)},
         "secretsProviders": [SecretsFolder(dirname=str(store.directory))],
         "workers": all_workers(spec),
@@ -131,7 +168,10 @@ def load_master_config(basedir: str | Path, spec_path: str | Path | None = None)
         "schedulers": all_schedulers(spec),
         "change_source": change_sources(spec, store.get(CHANGE_SECRET), basedir / "gitpoller"),
         "www": www_config(spec, store, basedir / spec.master.artifacts_dir),
-        "services": services(spec, store),
+        "services": services(spec, store, basedir),
+        # Buildbot 4.3 accepts these but no longer applies them; LogCap (logcap.py) does.
+        "logMaxSize": LOG_MAX_SIZE,
+        "logMaxTailSize": LOG_MAX_TAIL_SIZE,
         "collapseRequests": False,
         "properties": {"velofarm_spec": str(spec.path)},
     }

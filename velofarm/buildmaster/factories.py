@@ -9,6 +9,7 @@ from typing import Any
 
 from buildbot.plugins import steps, util
 
+from velofarm.buildmaster.build import FarmBuild
 from velofarm.buildmaster.farmplan import platform_builders
 from velofarm.buildmaster.records import RecordBuilds
 from velofarm.buildmaster.steps import (
@@ -24,13 +25,17 @@ from velofarm.buildmaster.uploads import UploadArtifact
 from velofarm.publish.select import token_secret
 from velofarm.release.authenticode import Authenticode
 from velofarm.spec.farm import Spec
-from velofarm.spec.job import archive_name, build_job, stage_name
+from velofarm.spec.job import archive_name, build_job, stage_name, upload_limit_bytes
 from velofarm.spec.platforms import Platform
 from velofarm.worker_tools import gates, pack, preflight, stage, transfer
 
 TAG = util.Interpolate("%(prop:tag)s")
 TOOLS = "../tools"
 JOB = f"{TOOLS}/job.json"
+# buildbot-worker writes a command's whole environment at the top of its step log, and anyone may
+# read logs: a CARGO_REGISTRY_TOKEN or AWS_* on a build host (or, for the coordinator, the master)
+# would be public. Every command step passes this.
+NO_ENV_LOG: dict[str, Any] = {"logEnviron": False}
 
 
 def _stage_name(spec: Spec, platform: Platform) -> util.Transform:
@@ -86,10 +91,11 @@ def platform_factory(spec: Spec, platform: Platform, artifacts_root: Path, again
     `signer`: Authenticode-sign the .exe files on the master when the archive is stored.
     """
     f = util.BuildFactory()
+    f.buildClass = FarmBuild  # a worker lost while being prepared must not hang the build (build.py)
     # Fetch the tag, then check out the commit the coordinator resolved it to (the sourcestamp's
     # revision): every platform builds the same commit even if someone moves the tag meanwhile.
     f.addStep(steps.Git(name="checkout tag", repourl=spec.repo_url, branch=util.Interpolate("refs/tags/%(prop:tag)s"),
-                        mode="full", method="clean", haltOnFailure=True))
+                        mode="full", method="clean", haltOnFailure=True, **NO_ENV_LOG))
     f.addStep(steps.RemoveDirectory(name="clean tools", dir=TOOLS.removeprefix("../"), hideStepIf=True))
     f.addStep(steps.RemoveDirectory(name="clean dist", dir="dist", hideStepIf=True))
     f.addStep(steps.StringDownload(json.dumps(build_job(spec, platform), indent=1), workerdest=JOB,
@@ -101,13 +107,14 @@ def platform_factory(spec: Spec, platform: Platform, artifacts_root: Path, again
     f.addStep(_tool(platform, "version check", "preflight.py", "version", JOB, "--tag", TAG))
     f.addStep(_tool(platform, "toolchain check", "preflight.py", "toolchain", JOB))
     f.addStep(steps.SetPropertyFromCommand(name="tag time", command=["git", "log", "-1", "--format=%ct", "HEAD"],
-                                           property="source_date_epoch", haltOnFailure=True, workdir="build"))
+                                           property="source_date_epoch", haltOnFailure=True, workdir="build",
+                                           **NO_ENV_LOG))
     f.addStep(steps.SetPropertyFromCommand(
         name="build environment", command=[platform.python, f"{TOOLS}/preflight.py", "build-env", JOB, "--tag", TAG,
                                            "--epoch", util.Interpolate("%(prop:source_date_epoch)s")],
-        extract_fn=_parse_build_env, haltOnFailure=True, workdir="build"))
+        extract_fn=_parse_build_env, haltOnFailure=True, workdir="build", **NO_ENV_LOG))
     f.addStep(steps.ShellCommand(name="cargo build", command=preflight.build_argv(platform.to_json()),
-                                 env=build_env(platform, again), haltOnFailure=True, workdir="build",
+                                 env=build_env(platform, again), haltOnFailure=True, workdir="build", **NO_ENV_LOG,
                                  description=["building", platform.target],
                                  descriptionDone=[f"built {platform.target} ({platform.method}, release)"]))
     f.addStep(_tool(platform, "smoke test", "gates.py", "smoke", JOB, "--tag", TAG, "--bin-dir", bin_dir(platform, again)))
@@ -122,7 +129,8 @@ def platform_factory(spec: Spec, platform: Platform, artifacts_root: Path, again
     # instead of FileUpload's one round trip per block and a second read to verify.
     f.addStep(UploadArtifact(name="store artifact", artifacts_root=str(artifacts_root), platform=platform.name,
                              archive=_archive(spec, platform), source_dir="../dist", python=platform.python,
-                             tools=TOOLS, signer=signer, haltOnFailure=True, workdir="build"))
+                             max_bytes=upload_limit_bytes(spec, platform),
+                             tools=TOOLS, signer=signer, haltOnFailure=True, workdir="build", **NO_ENV_LOG))
     return f
 
 
@@ -135,6 +143,7 @@ def release_factory(spec: Spec, artifacts_root: Path, staging_root: Path) -> uti
     """Resolve the tag, build every platform at once (twice with reproduce = 2), compare, verify,
     assemble, publish (unless a dry run)."""
     f = util.BuildFactory()
+    f.buildClass = FarmBuild
     spec_path = str(spec.path)
     builders = platform_builders(spec)
     f.addStep(ResolveTag(name="resolve tag", repo_url=spec.repo_url, tag_pattern=spec.release.tag_pattern,
@@ -175,5 +184,5 @@ def release_factory(spec: Spec, artifacts_root: Path, staging_root: Path) -> uti
                              doStepIf=lambda step: not step.getProperty("dry_run", False), haltOnFailure=True))
     f.addStep(steps.RemoveDirectory(name="clean staging", dir=staging, alwaysRun=True, hideStepIf=True))
     f.addStep(steps.ShellCommand(name="clean records", command=["rm", "-f", records], alwaysRun=True,
-                                 hideStepIf=True))
+                                 hideStepIf=True, **NO_ENV_LOG))
     return f

@@ -6,6 +6,7 @@ from typing import Any
 
 from buildbot.plugins import schedulers, util
 from buildbot.process.properties import Properties
+from buildbot.process.results import SUCCESS, WARNINGS
 from buildbot.schedulers.forcesched import ValidationError
 from twisted.internet import defer, threads
 from twisted.python import log
@@ -37,9 +38,9 @@ class TagScheduler(schedulers.AnyBranchScheduler):
         if not decision.release:
             log.msg(f"velofarm: ignored change {change.number}: {decision.reason}")
             return
-        seen = yield self.getState("released_tags", [])
-        if decision.tag in seen:
-            log.msg(f"velofarm: tag {decision.tag} already started a release; ignoring change {change.number}")
+        state = yield self.tag_state(decision.tag)
+        if state != "retry":
+            log.msg(f"velofarm: tag {decision.tag} {state}; ignoring change {change.number}")
             return
         log.msg(f"velofarm: release of {decision.tag} from change {change.number}")
         props = Properties()
@@ -49,11 +50,36 @@ class TagScheduler(schedulers.AnyBranchScheduler):
         # hook's ref (refs/tags/v1.0.0), so the release and its platform builds share one label.
         sourcestamp = {"codebase": change.codebase, "repository": change.repository, "branch": decision.tag,
                        "revision": change.revision, "project": change.project}
-        yield self.addBuildsetForSourceStamps(sourcestamps=[sourcestamp], reason=f"tag {decision.tag} pushed",
-                                              properties=props, builderNames=self.builderNames)
+        bsid, _ = yield self.addBuildsetForSourceStamps(sourcestamps=[sourcestamp], reason=f"tag {decision.tag} pushed",
+                                                        properties=props, builderNames=self.builderNames)
         # Changes are handled one at a time (Buildbot's change consumption lock), so recording the
-        # tag after the buildset exists cannot let a second arrival slip through.
-        yield self.setState("released_tags", [*seen, decision.tag])
+        # buildset right after it exists cannot let a second arrival slip through.
+        started = yield self.getState("tag_buildsets", {})
+        yield self.setState("tag_buildsets", {**started, decision.tag: bsid})
+
+    @defer.inlineCallbacks
+    def tag_state(self, tag: str) -> Any:
+        """'already released', 'is being released', or 'retry' (never started, or its release failed).
+
+        A tag counts as released only when its release succeeded: a failed release (a bad
+        Cargo.toml version, a lost platform) must not burn the tag for the next push of it.
+        """
+        released = yield self.getState("released_tags", [])
+        if tag in released:
+            return "already released"
+        started = yield self.getState("tag_buildsets", {})
+        if tag not in started:
+            return "retry"
+        buildset = yield self.master.db.buildsets.getBuildset(started[tag])
+        if buildset is None:
+            return "retry"
+        if not buildset.complete:
+            return "is being released"
+        if buildset.results in (SUCCESS, WARNINGS):
+            yield self.setState("released_tags", [*released, tag])
+            return "already released"
+        log.msg(f"velofarm: the last release of {tag} (buildset {started[tag]}) failed; releasing it again")
+        return "retry"
 
 
 class TagParameter(util.StringParameter):

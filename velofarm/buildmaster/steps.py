@@ -129,9 +129,11 @@ class PublishRelease(BuildStep):
 
     renderables = ["directory", "token"]
 
-    def __init__(self, spec_path: str, directory: Any, token: Any = None, **kwargs: Any) -> None:
+    def __init__(self, spec_path: str, directory: Any, token: Any = None, artifacts_root: str = "",
+                 **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.spec_path = spec_path
+        self.artifacts_root = artifacts_root  # its tag is marked published there: prune keeps it
         self.directory = directory
         self.token = token
 
@@ -152,6 +154,10 @@ class PublishRelease(BuildStep):
             self.descriptionDone = ["publish failed"]
             return FAILURE
         yield log.addStdout(f"{outcome.state}: {outcome.location}\n")
+        if self.artifacts_root:
+            from velofarm.artifacts.retention import mark_published
+            yield threads.deferToThread(mark_published, Path(self.artifacts_root), str(self.getProperty("tag")),
+                                        outcome.location)
         self.setProperty("release_location", outcome.location, "PublishRelease")
         self.setProperty("publish_state", outcome.state, "PublishRelease")
         self.descriptionDone = [outcome.state]

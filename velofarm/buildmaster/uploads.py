@@ -20,14 +20,17 @@ from twisted.internet import defer, threads
 from twisted.python import log
 
 from velofarm.artifacts.incoming import Receipt, UploadGrants
-from velofarm.artifacts.receiver import PATH_PREFIX, ReceiverServer, start_receiver, stop_receiver
+from velofarm.artifacts.receiver import PATH_PREFIX, ReceiverServer, start_receiver, stop_receiver, tls_context
+from velofarm.artifacts.retention import remove_leftovers
 from velofarm.artifacts.store import BuildIdentity, commit_incoming, incoming_dir
 from velofarm.buildmaster.toolsteps import summary_from_output
 from velofarm.errors import VelofarmError
+from velofarm.onboard.workertac import CA_DIR
 from velofarm.release.authenticode import Authenticode, sign_archive
 from velofarm.spec.farm import Spec
 
 SERVICE_NAME = "velofarm-uploads"
+WORKER_CA = f"{CA_DIR}/ca.pem"  # in the worker's folder: the CA that signed the master's certificate
 
 
 class UploadReceiver(BuildbotService):
@@ -36,7 +39,7 @@ class UploadReceiver(BuildbotService):
     name = SERVICE_NAME
 
     def checkConfig(self, port: int = 0, interface: str = "127.0.0.1", public_url: str = "",  # type: ignore[override]
-                    public_host: str = "") -> None:
+                    public_host: str = "", artifacts_root: str = "", tls_cert: str = "", tls_key: str = "") -> None:
         if not isinstance(port, int) or not 0 <= port <= 65535:
             raise VelofarmError(f"upload receiver: port must be 0 (any free port) to 65535, got {port!r}")
 
@@ -47,15 +50,24 @@ class UploadReceiver(BuildbotService):
         super().__init__(*args, **kwargs)
 
     def reconfigService(self, port: int = 0, interface: str = "127.0.0.1", public_url: str = "",  # type: ignore[override]
-                        public_host: str = "") -> Any:
+                        public_host: str = "", artifacts_root: str = "", tls_cert: str = "", tls_key: str = "") -> Any:
         self.public_url, self.public_host = public_url, public_host
+        tls = (tls_cert, tls_key) if tls_cert else None
         server = self.server
-        if server is not None and server.server_name == interface and port in (0, server.server_port):
+        if server is None and artifacts_root:
+            # The master (re)starts: grants live in memory, so no upload cut off by the restart can
+            # resume; its partial files would stay forever. (A reconfig keeps uploads running.)
+            for path in remove_leftovers(Path(artifacts_root)):
+                log.msg(f"velofarm uploads: removed {path}, left by an upload the last master run did not finish")
+        if (server is not None and server.server_name == interface and port in (0, server.server_port)
+                and getattr(self, "tls_files", None) == tls):
             return defer.succeed(None)  # same address (0 = any free port: keep the one we have)
         if self.server is not None:
             stop_receiver(self.server)
         try:
-            self.server = start_receiver(interface, port, self.grants, log.msg)
+            context = tls_context(*tls) if tls else None
+            self.server = start_receiver(interface, port, self.grants, log.msg, context)
+            self.tls_files = tls
         except OSError as exc:
             raise VelofarmError(f"upload receiver: cannot listen on {interface}:{port} ({exc.strerror}); "
                                 "free that port or set another [master] upload_port") from None
@@ -79,14 +91,19 @@ class UploadReceiver(BuildbotService):
         public = self.public_host if self.public_host not in ("", "127.0.0.1", "localhost", "::1") else ""
         host = bound if bound not in ("", "0.0.0.0", "::") else (public or worker_host or "127.0.0.1")
         host = f"[{host}]" if ":" in host else host
-        return f"http://{host}:{self.server.server_port}{PATH_PREFIX}"
+        scheme = "https" if self.server.tls is not None else "http"
+        return f"{scheme}://{host}:{self.server.server_port}{PATH_PREFIX}"
 
 
-def upload_service(spec: Spec) -> UploadReceiver:
-    """The receiver for c['services'], on the PB port's interface: workers reach it where they reach PB."""
+def upload_service(spec: Spec, artifacts_root: Path | None = None,
+                   tls: tuple[Path, Path] | None = None) -> UploadReceiver:
+    """The receiver for c['services'], on the PB port's interface: workers reach it where they reach PB.
+    With `tls` (the master's certificate and key, pb_tls = true) it serves https."""
     interface = spec.master.pb_bind
     return UploadReceiver(port=spec.master.upload_port, interface=interface, public_url=spec.master.upload_url,
-                          public_host=spec.master.public_host)
+                          public_host=spec.master.public_host,
+                          artifacts_root=str(artifacts_root) if artifacts_root else "",
+                          tls_cert=str(tls[0]) if tls else "", tls_key=str(tls[1]) if tls else "")
 
 
 def find_receiver(master: Any) -> UploadReceiver | None:
@@ -115,10 +132,12 @@ class UploadArtifact(buildstep.ShellMixin, buildstep.BuildStep):
 
     def __init__(self, artifacts_root: str, platform: str, archive: Any, source_dir: Any = "../dist",
                  python: Any = "python3", tools: str = "../tools", signer: Authenticode | None = None,
-                 **kwargs: Any) -> None:
+                 max_bytes: int = 0, **kwargs: Any) -> None:
         self.artifacts_root, self.platform, self.archive = artifacts_root, platform, archive
         self.signer = signer
+        self.max_bytes = max_bytes  # the grant's size limit (spec.job.upload_limit_bytes); 0: the receiver's
         self.source_dir, self.python, self.tools = source_dir, python, tools
+        kwargs.setdefault("logEnviron", False)  # the worker's environment is nobody's business
         kwargs = self.setupShellMixin(kwargs, prohibitArgs=["command", "initialStdin"])
         super().__init__(**kwargs)
         self.output = logobserver.BufferLogObserver(wantStdout=False, wantStderr=True)
@@ -134,7 +153,8 @@ class UploadArtifact(buildstep.ShellMixin, buildstep.BuildStep):
         tag, root = str(self.getProperty("tag")), Path(self.artifacts_root)
         try:
             folder = incoming_dir(root, tag, self.platform, self.build.buildid)
-            token = receiver.grants.grant(folder, [self.archive])
+            limit = {"max_bytes": self.max_bytes} if self.max_bytes else {}
+            token = receiver.grants.grant(folder, [self.archive], **limit)
         except VelofarmError as exc:
             yield self.addCompleteLog("error", f"{exc}\n")
             return FAILURE
@@ -157,7 +177,11 @@ class UploadArtifact(buildstep.ShellMixin, buildstep.BuildStep):
 
     def _command(self, url: str) -> list[str]:
         archive = f"{self.source_dir}/{self.archive}"
-        return [self.python, f"{self.tools}/transfer.py", "upload", "--url", url, "--token-file", "-",
+        # An https receiver's certificate is checked against the farm's CA, which the bootstrap
+        # put in the worker's folder (WORKER_CA); a custom upload_url may rely on system CAs.
+        ca = (["--ca-file", f"{self.getProperty('builddir')}/../{WORKER_CA}"]
+              if url.startswith("https://") and not self.getProperty("velofarm_upload_url") else [])
+        return [self.python, f"{self.tools}/transfer.py", "upload", "--url", url, "--token-file", "-", *ca,
                 archive, f"{archive}.sha256"]
 
     @defer.inlineCallbacks

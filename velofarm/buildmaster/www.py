@@ -21,6 +21,7 @@ from velofarm.buildmaster.auth import HashedPasswordAuth, RolesFromFarmUsers, Ro
 from velofarm.buildmaster.controls import install_role_aware_index
 from velofarm.buildmaster.dashboard import mount_downloads, releases_dashboard
 from velofarm.buildmaster.farmplan import RELEASE_BUILDER
+from velofarm.buildmaster.sessions import install_session_policy
 from velofarm.errors import SpecError
 from velofarm.secretstore import SecretStore
 from velofarm.spec.farm import Spec
@@ -39,8 +40,12 @@ def www_config(spec: Spec, store: SecretStore, artifacts_root: Path) -> dict[str
     RestRootResource.addApiVersion(2, OfferedForceForms)  # before the site is built: see the class
     install_role_aware_index()  # Stop/Rebuild/Cancel only for roles that may use them (controls.py)
     mount_downloads(artifacts_root)
+    lifetime = install_session_policy(
+        secure=spec.master.url.startswith("https://"), hours=spec.master.session_hours,
+        still_valid=auth.checker.still_valid if isinstance(auth, HashedPasswordAuth) else None)
     return {
         "port": f"tcp:{spec.master.www_port}:interface={spec.master.www_bind}",
+        "cookie_expiration_time": lifetime,
         "plugins": {"waterfall_view": {}, "console_view": {}, "grid_view": {},
                     "wsgi_dashboards": [releases_dashboard(spec, artifacts_root)]},
         "auth": auth,

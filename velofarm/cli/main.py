@@ -93,7 +93,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 def cmd_notify(args: argparse.Namespace) -> int:
     from velofarm.buildmaster.hookclient import send_tag_changes
-    return send_tag_changes(args.master, Path(args.password_file), args.repository, sys.stdin)
+    return send_tag_changes(args.master, Path(args.password_file), args.repository, sys.stdin,
+                            Path(args.ca_file) if args.ca_file else None)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -135,6 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--master", required=True, help="HOST:PORT of the master's PB port")
     p.add_argument("--password-file", required=True)
     p.add_argument("--repository", required=True)
+    p.add_argument("--ca-file", help="the farm's CA: connect over TLS (the master has pb_tls = true)")
     p = add("demo", cmd_demo, "release the example project locally, end to end")
     p.set_defaults(spec=str(Path(__file__).resolve().parents[2] / "farm.toml"))
     p.add_argument("--dir", default=".demo", help="scratch folder (default .demo)")
@@ -146,11 +148,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def extra_commands() -> list:  # type: ignore[type-arg]
     """Command groups kept in their own modules; each adds its subparsers."""
+    from velofarm.cli import artifacts as cli_artifacts
     from velofarm.cli import keys as cli_keys
     from velofarm.cli import plan as cli_plan
     from velofarm.cli import users as cli_users
     from velofarm.cli import workers as cli_workers
-    return [cli_users.register, cli_workers.register, cli_plan.register, cli_keys.register]
+    return [cli_users.register, cli_workers.register, cli_plan.register, cli_keys.register, cli_artifacts.register]
 
 
 def main(argv: list[str] | None = None) -> int:

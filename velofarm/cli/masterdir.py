@@ -11,6 +11,7 @@ from velofarm.errors import VelofarmError
 TAC = '''# A velofarm master, configured from {spec}
 import os
 
+os.umask(0o077)  # before the log file: the master's folder holds the session signing key
 from buildbot.master import BuildMaster
 from twisted.application import service
 from twisted.python.log import FileLogObserver, ILogObserver
@@ -20,7 +21,7 @@ basedir = os.path.abspath(os.path.dirname(__file__))
 application = service.Application('buildmaster')
 logfile = LogFile.fromFullPath(os.path.join(basedir, "twistd.log"), rotateLength=10000000, maxRotatedFiles=10)
 application.setComponent(ILogObserver, FileLogObserver(logfile).emit)
-m = BuildMaster(basedir, "master.cfg", 0o022)
+m = BuildMaster(basedir, "master.cfg", 0o077)
 m.setServiceParent(application)
 '''
 
@@ -38,12 +39,12 @@ def buildbot_command() -> list[str]:
 
 def create_master(directory: Path, spec_path: Path) -> Path:
     """Write buildbot.tac and master.cfg for `spec_path` and create/upgrade the master's database."""
-    directory.mkdir(parents=True, exist_ok=True)
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     spec = str(spec_path.resolve())
     (directory / "buildbot.tac").write_text(TAC.format(spec=spec), encoding="utf-8")
     (directory / "master.cfg").write_text(CFG.format(spec=spec), encoding="utf-8")
     out = subprocess.run([*buildbot_command(), "upgrade-master", "--quiet", str(directory)],
-                         capture_output=True, text=True)
+                         capture_output=True, text=True, umask=0o077)
     if out.returncode != 0:
         raise VelofarmError(f"{directory}: buildbot could not load the configuration for {spec}:\n"
                             + (out.stdout + out.stderr).strip()[-3000:])

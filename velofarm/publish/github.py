@@ -122,8 +122,13 @@ class GitHubPublisher:
                 "then re-run the publish")
 
     def _create_draft(self, release: Release) -> Remote:
-        body = {"tag_name": release.tag, "name": release.title, "body": release.notes,
-                "draft": True, "prerelease": release.prerelease}
+        if not release.commit:
+            raise PublishError(f"{release.tag}: release.json names no commit; GitHub would create a missing tag "
+                               "at the default branch: re-assemble the release (velofarm release-assemble)")
+        # target_commitish: when the tag is missing on GitHub, it is created at the built commit,
+        # not at the default branch's head.
+        body = {"tag_name": release.tag, "target_commitish": release.commit, "name": release.title,
+                "body": release.notes, "draft": True, "prerelease": release.prerelease}
 
         def create() -> Remote:
             try:

@@ -6,13 +6,16 @@ dropped connection the write may or may not have happened, so `WriteUncertain` i
 caller re-checks the state (`write_checked`) before deciding. The token never appears in a message,
 log line or repr; a download sends it only to the API's own origin (never to a redirect's storage host).
 What differs between the forges at the HTTP level (auth scheme, media type, the fix for a refused
-token) is a `Forge` value.
+token) is a `Forge` value. The token is sent only to
+the configured API host and its uploads host, over https (plain http only to a loopback test
+server): a URL a response names (a pagination link, `upload_url`) is checked first.
 """
 
 from __future__ import annotations
 
 import hashlib
 import http.client
+import ipaddress
 import json
 import re
 import time
@@ -29,6 +32,46 @@ from velofarm.errors import PublishError
 API_VERSION = "2022-11-28"
 MEDIA_TYPE = "application/vnd.github+json"
 LINK_NEXT = re.compile(r'<([^>]+)>\s*;\s*rel="?next"?')
+GITHUB_API_HOST, GITHUB_UPLOADS_HOST = "api.github.com", "uploads.github.com"
+
+
+def is_loopback(host: str | None) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host or "").is_loopback
+    except ValueError:
+        return False
+
+
+class TokenHosts:
+    """Where the token may go: the API's origin and its uploads origin (github.com keeps uploads
+    on uploads.github.com; Enterprise on the API's own host). https only, except on loopback."""
+
+    def __init__(self, api_url: str) -> None:
+        parts = urllib.parse.urlsplit(api_url)
+        if parts.scheme not in ("https", "http") or not parts.hostname:
+            raise PublishError(f"API URL {api_url!r}: expected https://HOST[/PATH]")
+        if parts.scheme != "https" and not is_loopback(parts.hostname):
+            raise PublishError(f"API URL {api_url!r}: use https:// (plain http is only for a loopback "
+                               "test server); the token would travel in clear text")
+        self.scheme, self.host = parts.scheme, parts.hostname
+        self.origins = {(parts.scheme, parts.netloc.lower())}
+        if parts.hostname == GITHUB_API_HOST:
+            self.origins.add(("https", GITHUB_UPLOADS_HOST))
+
+    def check(self, url: str) -> None:
+        """Raise unless the token may be sent to `url`."""
+        parts = urllib.parse.urlsplit(url)
+        if (parts.scheme, parts.netloc.lower()) in self.origins:
+            return
+        if is_loopback(self.host) and (parts.scheme, parts.hostname) == (self.scheme, self.host):
+            return  # a loopback stand-in serves uploads on a second port of the same address
+        raise PublishError(f"refusing to send the token to {parts.scheme}://{parts.netloc}: the forge named "
+                           f"it in a response, but only {', '.join(sorted(f'{s}://{n}' for s, n in self.origins))}"
+                           " are trusted; check the API URL (github_api_url, gitea_url), or a proxy rewriting the answers")
+
+
 REDIRECTS = (301, 302, 303, 307, 308)
 T = TypeVar("T")
 
@@ -96,6 +139,7 @@ class HttpClient:
                  user_agent: str = f"velofarm/{__version__}") -> None:
         self.api_url = api_url.rstrip("/")
         self.forge = forge
+        self.token_hosts = TokenHosts(self.api_url)
         self.__token = token
         self.log, self.sleep, self.clock, self.scope = log, sleep, clock, scope
         self.max_retries, self.max_total_wait = max_retries, max_total_wait
@@ -259,6 +303,7 @@ class HttpClient:
         headers = {"Accept": "*/*" if download else self.forge.accept, **dict(self.forge.headers),
                    "User-Agent": self.user_agent}
         if not download or _origin(url) == _origin(self.api_url):  # a storage host gets no token
+            self.token_hosts.check(url)  # ...and neither does any host but the API's and its uploads'
             headers["Authorization"] = f"{self.forge.auth_scheme} {self.__token}"
         try:
             if upload is not None:

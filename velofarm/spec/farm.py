@@ -10,6 +10,7 @@ from typing import Any
 
 from velofarm.errors import SpecError
 from velofarm.names import unsafe_name_reason
+from velofarm.spec.master import MasterSettings, parse_master
 from velofarm.spec.platforms import OSES, Platform, build_platform, catalogue_data, suggest
 from velofarm.spec.registry import read_registry
 from velofarm.spec.release_fields import GiteaFields, gitea_fields, notes_fields, reproduce_count
@@ -58,25 +59,6 @@ class ReleaseSettings(GiteaFields):  # gitea_url, gitea_repo, gitea_token_secret
     base_url: str = ""  # directory publisher: where releases/ is served; "" links next to the notes
     notes: str = "both"  # git, changelog or both: see release_fields.notes_fields
     reproduce: int = 1  # builds per platform that must agree byte for byte before publishing
-
-
-@dataclass(frozen=True)
-class MasterSettings:
-    www_bind: str = "127.0.0.1"
-    www_port: int = 8010
-    url: str = "http://127.0.0.1:8010/"
-    pb_port: int = 9989
-    pb_bind: str = "127.0.0.1"  # "0.0.0.0" when workers on other machines connect
-    db_url: str = "sqlite:///state.sqlite"
-    db_url_secret: str = ""
-    poll_interval: int = 60
-    webhook_port: int = 0  # 0: no webhook endpoint
-    upload_port: int = 0  # where workers upload archives; 0: any free port (fine on one machine)
-    upload_url: str = ""  # what workers use to reach upload_port through a proxy or tunnel
-    secrets_dir: str = "secrets"
-    artifacts_dir: str = "artifacts"
-    worker_registry: str = "workers/registry.toml"  # workers added by `velofarm worker add`
-    public_host: str = "127.0.0.1"  # the host name workers use to reach the master's pb_port
 
 
 @dataclass(frozen=True)
@@ -146,7 +128,7 @@ def parse_spec(data: dict[str, Any], path: Path,
     _only(data, {"project", "platforms", "workers", "release", "master", "users"}, where)
     project = _project(_table(data, "project", where), f"{where}: project")
     platforms = _platforms(_table(data, "platforms", where), f"{where}: platforms")
-    master = _master(data.get("master", {}), f"{where}: master")
+    master = parse_master(data.get("master", {}), f"{where}: master")
     workers = _all_workers(data, platforms, path, master, registry)
     for name in platforms:
         if not any(name in w.platforms for w in workers.values()):
@@ -257,7 +239,7 @@ def _platforms(table: dict[str, Any], where: str) -> dict[str, Platform]:
 
 def master_settings(data: dict[str, Any], path: Path) -> MasterSettings:
     """farm.toml's [master] alone, validated (for commands that must work while the registry is broken)."""
-    return _master(data.get("master", {}), f"{path.name}: master")
+    return parse_master(data.get("master", {}), f"{path.name}: master")
 
 
 def registry_path(path: Path, master: MasterSettings) -> Path:
@@ -342,7 +324,7 @@ def _release(table: Any, where: str) -> ReleaseSettings:
     _only(table, set(ReleaseSettings.__dataclass_fields__), where)  # as _master: every field, none else
     pattern = table.get("tag_pattern", DEFAULT_TAG_PATTERN)
     try:
-        re.compile(pattern)
+        re.compile(pattern, re.ASCII)  # tagpolicy.decide matches with re.ASCII too
     except (re.error, TypeError) as exc:
         raise SpecError(f"{where}.tag_pattern: not a valid regular expression: {exc}") from None
     if not pattern.endswith("$"):
@@ -359,28 +341,6 @@ def _release(table: Any, where: str) -> ReleaseSettings:
                            github_api_url=str(table.get("github_api_url", "https://api.github.com")).rstrip("/"),
                            github_token_secret=str(table.get("github_token_secret", "github-token")),
                            **notes_fields(table, where), **gitea_fields(table, where, publisher))
-
-
-def _master(table: Any, where: str) -> MasterSettings:
-    if not isinstance(table, dict):
-        raise SpecError(f"{where}: must be a table")
-    defaults = MasterSettings()
-    _only(table, set(defaults.__dataclass_fields__), where)
-    for key in ("www_port", "pb_port", "poll_interval", "webhook_port", "upload_port"):
-        value = table.get(key, getattr(defaults, key))
-        low = 0 if key in ("poll_interval", "webhook_port", "upload_port") else 1
-        if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= 65535:
-            raise SpecError(f"{where}.{key}: must be a whole number from {low} to 65535, got {value!r}")
-    for key, default in defaults.__dict__.items():
-        if isinstance(default, str) and key in table and not isinstance(table[key], str):
-            raise SpecError(f"{where}.{key}: must be a string, got {table[key]!r}")
-    if "db_url" in table and "db_url_secret" in table:
-        raise SpecError(f"{where}: set db_url or db_url_secret, not both")
-    db_url = str(table.get("db_url", defaults.db_url))
-    if "@" in db_url and ":" in db_url.split("@")[0].split("//")[-1]:
-        raise SpecError(f"{where}.db_url: holds a password; keep it in the secrets directory and set "
-                        "db_url_secret = \"db_url\" instead")
-    return MasterSettings(**{**defaults.__dict__, **table})
 
 
 def _users(table: Any, where: str) -> dict[str, dict[str, str]]:

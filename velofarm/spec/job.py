@@ -7,6 +7,10 @@ from typing import Any
 from velofarm.spec.farm import Spec
 from velofarm.spec.platforms import Platform
 
+# What an archive may hold besides its binaries: the shipped files and folders, and the tar/zip
+# headers. Generous on purpose: the grant stops a worker filling the master's disk, not a release.
+ARCHIVE_OVERHEAD_BYTES = 64 * 1024 * 1024
+
 
 def stage_name(project: str, tag: str, platform: Platform) -> str:
     """`<project>-<tag>-<target>`: the stage folder, and the archive's one top-level folder."""
@@ -30,3 +34,9 @@ def build_job(spec: Spec, platform: Platform) -> dict[str, Any]:
                      for b in spec.project.binaries],
         "platform": platform.to_json(),
     }
+
+
+def upload_limit_bytes(spec: Spec, platform: Platform) -> int:
+    """The most an upload of this platform's archive may send: each binary at the size gate's
+    limit (platforms.NAME.size_limit_mb), plus ARCHIVE_OVERHEAD_BYTES."""
+    return len(spec.project.binaries) * platform.size_limit_mb * 1024 * 1024 + ARCHIVE_OVERHEAD_BYTES

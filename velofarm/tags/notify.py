@@ -26,10 +26,13 @@ exec {python} -m velofarm.cli.main notify --master {master} --password-file {pas
 """
 
 
-def install_hook(bare_repo: Path, python: str, master: str, password_file: Path, repository: str) -> Path:
-    """Write the bare repository's post-receive hook."""
+def install_hook(bare_repo: Path, python: str, master: str, password_file: Path, repository: str,
+                 ca_file: Path | None = None) -> Path:
+    """Write the bare repository's post-receive hook (over TLS when given the farm's CA)."""
     hook = bare_repo / "hooks" / "post-receive"
-    hook.write_text(HOOK.format(python=python, master=master, password_file=password_file,
-                                repository=repository), encoding="utf-8")
+    text = HOOK.format(python=python, master=master, password_file=password_file, repository=repository)
+    if ca_file:
+        text = text.rstrip("\n") + f" --ca-file {ca_file}\n"
+    hook.write_text(text, encoding="utf-8")
     hook.chmod(0o755)
     return hook

@@ -22,6 +22,8 @@ def decide(ref: str | None, pattern: str, category: str | None = None) -> TagDec
     if ref.startswith("refs/heads/") or (category not in (None, "", "tag") and not ref.startswith("refs/tags/")):
         return TagDecision(ref, False, f"'{ref}' is a branch, not a tag; only tags release")
     tag = normalize_tag(ref)
-    if not re.fullmatch(pattern, tag):
+    # re.ASCII: without it `\d` and `\w` match Unicode digits and letters, so `v1.0.1٣` would
+    # start a release that fails later (and a tag name git and GitHub treat differently).
+    if not re.fullmatch(pattern, tag, re.ASCII):
         return TagDecision(tag, False, f"tag '{tag}' does not match the release pattern {pattern}")
     return TagDecision(tag, True, f"tag '{tag}' matches the release pattern")

@@ -5,10 +5,14 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
+from typing import Any
 
 SIGNATURE_HEADERS = ("X-Hub-Signature-256", "X-Gitea-Signature", "X-Forgejo-Signature")
 EVENT_HEADERS = ("X-GitHub-Event", "X-Gitea-Event", "X-Forgejo-Event")
+DELIVERY_HEADERS = ("X-GitHub-Delivery", "X-Gitea-Delivery", "X-Forgejo-Delivery")
+REPOSITORY_URL_FIELDS = ("clone_url", "html_url", "ssh_url", "git_url", "url")
 ZERO_SHA = "0" * 40
 
 
@@ -20,6 +24,8 @@ class TagPush:
     revision: str  # the tagged commit when the event names it, else the tag object's sha
     repository: str
     who: str
+    # Every address the payload gives for its repository (clone, web, ssh), to match the farm's.
+    urls: tuple[str, ...] = field(default=(), compare=False)
 
 
 def signature_of(secret: str, body: bytes) -> str:
@@ -43,7 +49,10 @@ def parse_event(event: str, body: bytes) -> tuple[TagPush | None, str]:
         return None, "body is not JSON"
     if not isinstance(payload, dict):
         return None, "body is not a JSON object"
-    repo = (payload.get("repository") or {}).get("clone_url") or (payload.get("repository") or {}).get("html_url", "")
+    found = payload.get("repository")
+    repository: dict[str, Any] = found if isinstance(found, dict) else {}
+    repo = repository.get("clone_url") or repository.get("html_url", "")
+    urls = tuple(str(repository[k]) for k in REPOSITORY_URL_FIELDS if isinstance(repository.get(k), str))
     who = (payload.get("sender") or {}).get("login", "webhook")
     if event == "push":
         ref = str(payload.get("ref", ""))
@@ -52,14 +61,36 @@ def parse_event(event: str, body: bytes) -> tuple[TagPush | None, str]:
         if payload.get("deleted") or str(payload.get("after", "")).strip("0") == "":
             return None, f"{ref} was deleted"
         head = payload.get("head_commit") or {}
-        return TagPush(ref, str(head.get("id") or payload.get("after")), repo, who), "tag pushed"
+        return TagPush(ref, str(head.get("id") or payload.get("after")), repo, who, urls), "tag pushed"
     if event == "create":
         if payload.get("ref_type") != "tag":
             return None, f"create of a {payload.get('ref_type')} is not a tag"
         if not isinstance(payload.get("ref"), str) or not payload["ref"]:
             return None, "create event names no tag"
         # A create event has no commit; the release resolves the tag itself.
-        return TagPush(f"refs/tags/{payload.get('ref')}", str(payload.get("sha", "")), repo, who), "tag created"
+        return (TagPush(f"refs/tags/{payload.get('ref')}", str(payload.get("sha", "")), repo, who, urls),
+                "tag created")
     if event == "ping":
         return None, "ping"
     return None, f"event '{event}' is not a tag push"
+
+
+def repository_key(url: str) -> str:
+    """One spelling of a repository address: no scheme, user, trailing '/' or '.git', lower case.
+
+    'https://github.com/O/N.git', 'git@github.com:O/N' and 'ssh://git@github.com/O/N' are alike.
+    """
+    text = url.strip().lower()
+    scp = re.fullmatch(r"[^/@:]+@([^/:]+):(.*)", text)  # git@host:owner/name
+    if scp:
+        text = f"{scp[1]}/{scp[2]}"
+    text = re.sub(r"^[a-z][a-z0-9+.-]*://", "", text)
+    text = re.sub(r"^[^/@]+@", "", text)
+    text = text.rstrip("/")
+    return text[:-4] if text.endswith(".git") else text
+
+
+def is_for_repository(push: TagPush, repo_url: str) -> bool:
+    """True when the delivery names the repository the farm releases (an org-wide hook sends all)."""
+    want = repository_key(repo_url)
+    return any(repository_key(url) == want for url in (push.urls or (push.repository,)) if url)

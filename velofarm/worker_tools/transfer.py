@@ -24,6 +24,7 @@ import http.client
 import json
 import os
 import re
+import ssl
 import sys
 import time
 from collections.abc import Callable
@@ -117,9 +118,15 @@ def parse_url(url: str) -> Endpoint:
     return Endpoint(parts.scheme, parts.hostname, port, parts.path.rstrip("/") + "/")
 
 
-def open_connection(ep: Endpoint, timeout: float) -> http.client.HTTPConnection:
-    cls = http.client.HTTPSConnection if ep.scheme == "https" else http.client.HTTPConnection
-    conn = cls(ep.host, ep.port, timeout=timeout)
+def open_connection(ep: Endpoint, timeout: float, ca_file: str | None = None) -> http.client.HTTPConnection:
+    """An HTTP(S) connection; https checks the master's certificate against `ca_file` (the farm's
+    own CA, from the bootstrap) or, without one, the system's trusted CAs."""
+    if ep.scheme == "https":
+        context = ssl.create_default_context(cafile=ca_file)
+        conn: http.client.HTTPConnection = http.client.HTTPSConnection(ep.host, ep.port, timeout=timeout,
+                                                                       context=context)
+    else:
+        conn = http.client.HTTPConnection(ep.host, ep.port, timeout=timeout)
     conn.connect()
     return conn
 
@@ -183,13 +190,14 @@ def raise_for(status: int, reason: str, name: str, body: bytes = b"") -> NoRetur
 
 
 def upload_file(url: str, token: str, path: str, digest: str, emit: Callable[[str], None],
-                attempts: int = ATTEMPTS, timeout: float = TIMEOUT, backoff: float = 0.5) -> Receipt:
+                attempts: int = ATTEMPTS, timeout: float = TIMEOUT, backoff: float = 0.5,
+                ca_file: str | None = None) -> Receipt:
     """Upload one file, resuming after dropped connections; the master's receipt on success."""
     ep, name, size = parse_url(url), os.path.basename(path), os.path.getsize(path)
     start, offset, ask, restarted, last = time.monotonic(), 0, False, False, ""
     for attempt in range(1, attempts + 1):
         try:
-            conn = open_connection(ep, timeout)
+            conn = open_connection(ep, timeout, ca_file)
             try:
                 if ask:
                     offset, complete = ask_offset(conn, ep, name, token)
@@ -198,6 +206,9 @@ def upload_file(url: str, token: str, path: str, digest: str, emit: Callable[[st
                 status, reason, body = put(conn, ep, path, token, digest, size, offset)
             finally:
                 conn.close()
+        except ssl.SSLCertVerificationError as exc:  # retrying cannot make the certificate trusted
+            raise TransferError(f"{ep.host}:{ep.port}: the master's certificate is not trusted "
+                                f"({exc.verify_message}); pass the farm's CA with --ca-file") from None
         except (OSError, http.client.HTTPException) as exc:
             last, ask = f"{type(exc).__name__}: {exc}", True
         else:
@@ -225,6 +236,7 @@ def _parser() -> argparse.ArgumentParser:
     up = sub.add_parser("upload", help="send an archive to the master's upload receiver")
     up.add_argument("--url", required=True, help="the receiver's URL, e.g. http://master:8011/upload/")
     up.add_argument("--token-file", required=True, help="a file holding the upload token, or - for stdin")
+    up.add_argument("--ca-file", help="the CA that signed the master's certificate (https upload URLs)")
     up.add_argument("archive")
     up.add_argument("sums", nargs="?", help="ARCHIVE.sha256 from pack.py checksum (else it is computed)")
     return parser
@@ -237,7 +249,10 @@ def main(argv: list[str] | None = None) -> int:
         if not os.path.isfile(args.archive):
             raise TransferError(f"{args.archive}: no such file; the archive step should have written it")
         digest = expected_sha256(args.archive, args.sums)
-        receipt = upload_file(args.url, token, args.archive, digest, emit=lambda m: print(m, file=sys.stderr))
+        if args.ca_file and not os.path.isfile(args.ca_file):
+            raise TransferError(f"{args.ca_file}: no such CA file; copy the farm's CA here (bootstrap --ca-file)")
+        receipt = upload_file(args.url, token, args.archive, digest, emit=lambda m: print(m, file=sys.stderr),
+                              ca_file=args.ca_file)
     except TransferError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

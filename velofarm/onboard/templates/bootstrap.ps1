@@ -14,9 +14,12 @@
 #
 # Run it from an elevated PowerShell, as the user that owns the Rust toolchain:
 #   powershell -ExecutionPolicy Bypass -File bootstrap.ps1 -PasswordFile C:\path\worker.password
+# With -CaFile C:\path\ca.pem (the master has pb_tls = true) the worker connects over TLS and
+# trusts only that CA, for PB and for uploads.
 [CmdletBinding()]
 param(
     [string]$PasswordFile = "",
+    [string]$CaFile = "",
     [string]$Dir = "C:\velofarm-worker",
     [string]$Python = "python",
     [string]$PipArgs = "",
@@ -65,18 +68,28 @@ if (-not (Test-Path -LiteralPath $PasswordFile -PathType Leaf) -or (Get-Item -Li
 }
 $Dir = [System.IO.Path]::GetFullPath($Dir)
 
+# The worker folder holds buildbot.tac, the venv and the built binaries. Under C:\ it would
+# inherit "Authenticated Users: Modify", so any local user could change what the worker runs.
+# Before anything is written there: no inherited access, no access for Authenticated Users,
+# Users or Everyone; the account the task runs as and Administrators only, for the folder and
+# (/T) everything already in it; new files inherit the same (OI)(CI).
+New-Item -ItemType Directory -Force -Path $Dir | Out-Null
+Invoke-Checked "icacls.exe" @($Dir, "/inheritance:r", "/grant:r", "${env:USERDOMAIN}\${env:USERNAME}:(OI)(CI)F", "/grant:r", "*S-1-5-32-544:(OI)(CI)F", "/T", "/C", "/Q")
+Invoke-Checked "icacls.exe" @($Dir, "/remove:g", "*S-1-5-11", "*S-1-5-32-545", "*S-1-1-0", "/T", "/C", "/Q")
+Step "locked $Dir to ${env:USERNAME} and Administrators"
+
 if ($Venv) {
     Step "using the existing virtualenv $Venv"
 } else {
     $Venv = Join-Path $Dir "venv"
-    New-Item -ItemType Directory -Force -Path $Dir | Out-Null
     if (-not (Test-Path (Join-Path $Venv "Scripts\python.exe"))) {
         Step "creating the virtualenv $Venv with $Python"
         Invoke-Checked $Python @("-m", "venv", $Venv)
     }
     Step "installing buildbot-worker==$Version"
     $PipList = @($PipArgs -split '\s+' | Where-Object { $_ })
-    Invoke-Checked (Join-Path $Venv "Scripts\python.exe") (@("-m", "pip", "install", "--quiet", "--disable-pip-version-check") + $PipList + @("buildbot-worker==$Version"))
+    $TlsPackages = @(if ($CaFile) { "pyOpenSSL", "service-identity" })  # Twisted's tls: endpoint needs them
+    Invoke-Checked (Join-Path $Venv "Scripts\python.exe") (@("-m", "pip", "install", "--quiet", "--disable-pip-version-check") + $PipList + @("buildbot-worker==$Version") + $TlsPackages)
 }
 $VenvPython = Join-Path $Venv "Scripts\python.exe"
 $Found = & $VenvPython -c "from importlib.metadata import version; print(version('buildbot-worker'))"
@@ -107,6 +120,24 @@ Copy-Item -LiteralPath $PasswordFile -Destination $PasswordCopy -Force
 # The NTFS counterpart of mode 0600: no inherited access; this user and Administrators only.
 Invoke-Checked "icacls.exe" @($PasswordCopy, "/inheritance:r", "/grant:r", "${env:USERDOMAIN}\${env:USERNAME}:(R,W)", "/grant:r", "*S-1-5-32-544:(F)")
 Step "password copied to $PasswordCopy (this user and Administrators only)"
+
+if ($CaFile) {
+    if (-not (Test-Path -LiteralPath $CaFile -PathType Leaf)) { throw "${CaFile}: missing; copy the farm's CA certificate from the master" }
+    $CaDir = Join-Path $Worker "master-ca"
+    New-Item -ItemType Directory -Force -Path $CaDir | Out-Null
+    Copy-Item -LiteralPath $CaFile -Destination (Join-Path $CaDir "ca.pem") -Force
+    # Twisted's tls: endpoint, trusting only this CA ('\' and ':' escaped as endpoint strings need).
+    $HostName, $Port = $Master -split ':', 2
+    $Escaped = $CaDir.Replace('\', '\\').Replace(':', '\:')
+    $Conn = "tls:host=${HostName}:port=${Port}:trustRoots=$Escaped"
+    $HostLines = [regex]'(?m)^buildmaster_host = .*\r?\nport = .*\r?\nconnection_string = .*$'
+    $Text = [System.IO.File]::ReadAllText($Tac)
+    if (-not $HostLines.IsMatch($Text)) { throw "${Tac}: no buildmaster_host/port/connection_string lines; delete $Worker and run this script again" }
+    $Lines = "buildmaster_host = None`nport = None`nconnection_string = '" + $Conn.Replace('\', '\\') + "'  # velofarm: TLS"
+    $Text = $HostLines.Replace($Text, [System.Text.RegularExpressions.MatchEvaluator] { param($m) $Lines }, 1)
+    [System.IO.File]::WriteAllText($Tac, $Text, (New-Object System.Text.UTF8Encoding $false))
+    Step "TLS: the worker trusts only $CaDir\ca.pem"
+}
 
 if (-not $NoService) {
     Step "registering the scheduled task $TaskName (at startup, as ${env:USERNAME}, restarted if it exits)"

@@ -16,11 +16,13 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 
 usage() {
     cat <<EOF
-usage: bootstrap.sh --password-file FILE [--dir DIR] [--python PYTHON] [--pip-args "ARGS"]
-                    [--venv EXISTING_VENV] [--no-service]
+usage: bootstrap.sh --password-file FILE [--ca-file CA.pem] [--dir DIR] [--python PYTHON]
+                    [--pip-args "ARGS"] [--venv EXISTING_VENV] [--no-service]
        bootstrap.sh --doctor [--python PYTHON]
 
   --password-file FILE  the worker's password (secrets/worker-$NAME on the master)
+  --ca-file CA.pem      the CA that signed the master's certificate: connect (PB and uploads)
+                        over TLS, trusting only it (the master has pb_tls = true)
   --dir DIR             where the worker lives (default: \$HOME/velofarm-worker)
   --python PYTHON       the Python (3.9 or later) that creates the virtualenv (default: python3)
   --pip-args "ARGS"     extra arguments for pip install, e.g. "--index-url https://mirror/simple"
@@ -33,10 +35,11 @@ EOF
 die() { echo "bootstrap.sh: error: $*" >&2; exit 1; }
 step() { echo "==> $*"; }
 
-PASSWORD_FILE="" DIR="${HOME}/velofarm-worker" PYTHON="python3" PIP_ARGS="" VENV="" SERVICE=1 DOCTOR=0
+CA_FILE="" PASSWORD_FILE="" DIR="${HOME}/velofarm-worker" PYTHON="python3" PIP_ARGS="" VENV="" SERVICE=1 DOCTOR=0
 while [ $# -gt 0 ]; do
     case "$1" in
         --password-file) PASSWORD_FILE="${2:?--password-file needs a FILE}"; shift 2 ;;
+        --ca-file) CA_FILE="${2:?--ca-file needs a FILE}"; shift 2 ;;
         --dir) DIR="${2:?--dir needs a folder}"; shift 2 ;;
         --python) PYTHON="${2:?--python needs a program}"; shift 2 ;;
         --pip-args) PIP_ARGS="${2?--pip-args needs its arguments in one word}"; shift 2 ;;
@@ -85,7 +88,10 @@ else
     step "installing buildbot-worker==$VERSION"
     # PIP_ARGS is a list of words on purpose.
     # shellcheck disable=SC2086
-    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check $PIP_ARGS "buildbot-worker==$VERSION"
+    TLS_PACKAGES=""  # Twisted's tls: endpoint needs these (and only with --ca-file)
+    [ -z "$CA_FILE" ] || TLS_PACKAGES="pyOpenSSL service-identity"
+    # shellcheck disable=SC2086
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check $PIP_ARGS "buildbot-worker==$VERSION" $TLS_PACKAGES
 fi
 FOUND="$("$VENV/bin/python" -c 'from importlib.metadata import version; print(version("buildbot-worker"))' 2>/dev/null || true)"
 [ "$FOUND" = "$VERSION" ] \
@@ -117,6 +123,29 @@ PY
 (umask 077 && cp "$PASSWORD_FILE" "$WORKER/.worker.password.tmp" && mv -f "$WORKER/.worker.password.tmp" "$WORKER/worker.password")
 chmod 600 "$WORKER/worker.password"
 step "password copied to $WORKER/worker.password (mode 0600)"
+if [ -n "$CA_FILE" ]; then
+    [ -s "$CA_FILE" ] || die "$CA_FILE: missing or empty; copy the farm's CA certificate from the master"
+    mkdir -p "$WORKER/master-ca"
+    cp "$CA_FILE" "$WORKER/master-ca/ca.pem"
+    # Connect over TLS (Twisted's tls: endpoint), trusting only this CA.
+    "$VENV/bin/python" - "$WORKER/buildbot.tac" "$MASTER" "$WORKER/master-ca" <<'PY'
+import re
+import sys
+
+path, master, ca_dir = sys.argv[1:]
+host, _, port = master.rpartition(":")
+conn = "tls:host=%s:port=%s:trustRoots=%s" % (host, port, ca_dir.replace("\\", "\\\\").replace(":", "\\:"))
+lines = "buildmaster_host = None\nport = None\nconnection_string = %r  # velofarm: TLS" % conn
+text = open(path, encoding="utf-8").read()
+text, count = re.subn(r"^buildmaster_host = .*\nport = .*\nconnection_string = .*$", lambda _: lines, text,
+                      count=1, flags=re.MULTILINE)
+if count != 1:
+    sys.exit(f"{path}: no buildmaster_host/port/connection_string lines; delete the worker folder and run again")
+with open(path, "w", encoding="utf-8") as fh:
+    fh.write(text)
+PY
+    step "TLS: the worker trusts only $WORKER/master-ca/ca.pem"
+fi
 
 RUN_AS="$(id -un)"
 [ "$(id -u)" != 0 ] || echo "bootstrap.sh: warning: builds will run as root; run this as the user that owns the Rust toolchain instead" >&2
