@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -65,3 +66,25 @@ def commit_incoming(root: Path, tag: str, platform: str, build_number: int, arch
         return final / archive
     finally:
         shutil.rmtree(incoming, ignore_errors=True)
+
+
+BUILD_IMAGE_FILE = "builder-image.json"  # beside a platform's archive: the image that built it
+
+
+def write_build_image(folder: Path, image: str, digest: str) -> Path:
+    """Record which container image built this platform's archive (temp name, then rename)."""
+    path = folder / BUILD_IMAGE_FILE
+    tmp = folder / f".{BUILD_IMAGE_FILE}.tmp-{os.getpid()}"
+    tmp.write_text(json.dumps({"builder_image": image, "builder_image_digest": digest}, indent=1) + "\n",
+                   encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
+def read_build_image(folder: Path) -> dict[str, str]:
+    """What write_build_image recorded, or {} for an archive built on a plain worker."""
+    path = folder / BUILD_IMAGE_FILE
+    if not path.is_file():
+        return {}
+    data = json.loads(path.read_text(encoding="utf-8"))
+    return {k: str(data[k]) for k in ("builder_image", "builder_image_digest") if k in data}

@@ -13,7 +13,7 @@ from velofarm.buildmaster.factories import platform_factory, release_factory
 from velofarm.buildmaster.schedulers import RELEASE_BUILDER, all_schedulers
 from velofarm.buildmaster.uploads import upload_service
 from velofarm.buildmaster.webhook import WebhookService
-from velofarm.buildmaster.workers import COORDINATOR, all_workers
+from velofarm.buildmaster.workers import COORDINATOR, all_workers, buildbot_worker_names
 from velofarm.buildmaster.www import WEBHOOK_SECRET, www_config
 from velofarm.secretstore import SecretStore
 from velofarm.spec.farm import Spec, load_spec
@@ -33,7 +33,8 @@ def secrets_dir(spec: Spec) -> Path:
 def builders(spec: Spec, basedir: Path) -> list[Any]:
     artifacts = basedir / spec.master.artifacts_dir
     result = [
-        util.BuilderConfig(name=p.builder_name, workernames=[w.name for w in spec.workers_for(p.name)],
+        util.BuilderConfig(name=p.builder_name,
+                           workernames=[n for w in spec.workers_for(p.name) for n in buildbot_worker_names(w)],
                            factory=platform_factory(spec, p, artifacts), collapseRequests=False,
                            tags=["platform", p.os], description=f"{p.target} ({p.method})",
                            properties={"platform": p.name, "target": p.target})
@@ -111,7 +112,7 @@ def load_master_config(basedir: str | Path, spec_path: str | Path | None = None)
         "protocols": {"pb": {"port": f"tcp:{spec.master.pb_port}:interface={spec.master.pb_bind}"}},
         "db": {"db_url": db_url(spec, store)},
         "secretsProviders": [SecretsFolder(dirname=str(store.directory))],
-        "workers": all_workers(spec),
+        "workers": all_workers(spec, str(store.directory)),
         "builders": builders(spec, basedir),
         "schedulers": all_schedulers(spec),
         "change_source": change_sources(spec, store.get(CHANGE_SECRET), basedir / "gitpoller"),

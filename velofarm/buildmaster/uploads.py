@@ -20,7 +20,7 @@ from twisted.python import log
 
 from velofarm.artifacts.incoming import Receipt, UploadGrants
 from velofarm.artifacts.receiver import PATH_PREFIX, ReceiverServer, start_receiver, stop_receiver
-from velofarm.artifacts.store import commit_incoming, incoming_dir
+from velofarm.artifacts.store import commit_incoming, incoming_dir, write_build_image
 from velofarm.errors import VelofarmError
 from velofarm.spec.farm import Spec
 
@@ -161,4 +161,9 @@ class UploadArtifact(buildstep.ShellMixin, buildstep.BuildStep):
             return FAILURE
         yield log_.addStdout(f"stored {final}\n")
         self.setProperty("artifact", str(final), "UploadArtifact")
+        if self.getProperty("builder_image_digest"):
+            # Recorded beside the archive for release.json (and provenance): which image built it.
+            yield threads.deferToThread(write_build_image, final.parent, self.getProperty("builder_image"),
+                                        self.getProperty("builder_image_digest"))
+            yield log_.addStdout(f"built in image {self.getProperty('builder_image_digest')}\n")
         return SUCCESS

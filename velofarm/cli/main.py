@@ -151,9 +151,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def extra_commands() -> list:  # type: ignore[type-arg]
     """Command groups kept in their own modules; each adds its subparsers."""
+    from velofarm.cli import image as cli_image
     from velofarm.cli import users as cli_users
     from velofarm.cli import workers as cli_workers
-    return [cli_users.register, cli_workers.register]
+    return [cli_users.register, cli_workers.register, cli_image.register]
 
 
 def main(argv: list[str] | None = None) -> int:

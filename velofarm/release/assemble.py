@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from velofarm.artifacts.store import read_build_image
 from velofarm.errors import ReleaseError
 from velofarm.release.checksums import checksum_line, read_checksum_file, sha256_file
 from velofarm.release.model import NOTES_FILE, RELEASE_JSON, SUMS_FILE
@@ -91,8 +92,9 @@ def _write_release(spec: Spec, tag: str, commit: str, version: TagVersion,
         "format": 1, "project": spec.project.name, "title": f"{spec.project.title} {tag}", "tag": tag,
         "version": version.version, "commit": commit,
         "prerelease": version.prerelease,
+        # builder_image(_digest): the container image a Docker worker built the platform in.
         "platforms": [{"name": p.name, "target": p.target, "archive": p.archive, "sha256": p.sha256,
-                       "size": p.size} for p in notes_platforms],
+                       "size": p.size, **read_build_image(found[p.name][0].parent)} for p in notes_platforms],
         "assets": assets, "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     (tmp / RELEASE_JSON).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")

@@ -10,6 +10,7 @@ from typing import Any
 
 from velofarm.errors import SpecError
 from velofarm.names import unsafe_name_reason
+from velofarm.spec.docker import DOCKER_FIELDS, DockerSettings, check_tls_files, docker_settings
 from velofarm.spec.platforms import OSES, Platform, build_platform, catalogue_data, suggest
 from velofarm.spec.registry import read_registry
 
@@ -44,6 +45,7 @@ class Worker:
     max_builds: int = 1
     os: str = ""  # linux, macos or windows; "" when farm.toml does not say
     source: str = "farm.toml"  # the file that declares it (farm.toml or the worker registry)
+    docker: DockerSettings | None = None  # a Docker latent worker: a fresh container per build
 
 
 @dataclass(frozen=True)
@@ -276,6 +278,7 @@ def _all_workers(data: dict[str, Any], platforms: dict[str, Platform], path: Pat
     shown = _shown(reg_path, path.parent)
     tables = read_registry(reg_path) if registry is None else registry
     added = _workers(tables, platforms, f"{shown}: workers", source=shown)
+    check_tls_files({**workers, **added}, path.parent / master.secrets_dir, where)
     for name in added:
         if name in workers:
             raise SpecError(f"worker '{name}' is declared in both {where} [workers.{name}] and {shown}; keep one: "
@@ -297,7 +300,7 @@ def _workers(table: dict[str, Any], platforms: dict[str, Platform], where: str,
         _name(name, f"{where}.{name}")
         if not isinstance(body, dict):
             raise SpecError(f"{where}.{name}: must be a table ([workers.{name}])")
-        _only(body, {"platforms", "max_builds", "os"}, f"{where}.{name}")
+        _only(body, {"platforms", "max_builds", "os", *DOCKER_FIELDS}, f"{where}.{name}")
         served = body.get("platforms")
         if not isinstance(served, list) or not served:
             raise SpecError(f"{where}.{name}.platforms: list the platforms this worker builds, "
@@ -311,9 +314,15 @@ def _workers(table: dict[str, Any], platforms: dict[str, Platform], where: str,
         max_builds = body.get("max_builds", 1)
         if not isinstance(max_builds, int) or isinstance(max_builds, bool) or not 1 <= max_builds <= 64:
             raise SpecError(f"{where}.{name}.max_builds: must be a whole number from 1 to 64, got {max_builds!r}")
-        result[name] = Worker(name=name, platforms=tuple(served), max_builds=max_builds,
-                              os=_worker_os(body.get("os", ""), served, platforms, f"{where}.{name}.os"),
-                              source=source)
+        os_name = _worker_os(body.get("os", ""), served, platforms, f"{where}.{name}.os")
+        docker = docker_settings(body, f"{where}.{name}")
+        if docker:
+            for p in served:
+                if platforms[p].os != "linux":
+                    raise SpecError(f"{where}.{name}.platforms: '{p}' builds on {platforms[p].os}, but a Docker "
+                                    "worker runs Linux containers; serve it from a plain worker")
+        result[name] = Worker(name=name, platforms=tuple(served), max_builds=max_builds, os=os_name,
+                              source=source, docker=docker)
     if "release-coordinator" in result:
         raise SpecError(f"{where}.release-coordinator: this name is reserved for the master's own worker")
     return result
