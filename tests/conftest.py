@@ -44,6 +44,18 @@ def need_host_toolchains() -> None:
         need("/usr/lib/rustlib/aarch64-unknown-linux-gnu/lib/missing", "libstd-rust-dev:arm64 (after dpkg --add-architecture arm64)")
 
 
+def need_docker() -> None:
+    """A Docker engine that answers (skip by hand without one; fail in CI, where one runs)."""
+    from velofarm.images.engine import engine_problem
+    need("docker", "docker.io")
+    problem = engine_problem()
+    if problem:
+        message = f"no Docker engine reachable: {problem}; start it (systemctl start docker)"
+        if IN_CI:
+            pytest.fail(f"{message} (CI=true: the CI machine runs a Docker engine)")
+        pytest.skip(message)
+
+
 @pytest.fixture
 def make_farm(tmp_path: Path) -> Iterator[Callable[..., LocalFarm]]:
     """Build local farms (master + real worker processes on loopback); all are stopped afterwards."""
@@ -61,3 +73,12 @@ def make_farm(tmp_path: Path) -> Iterator[Callable[..., LocalFarm]]:
         log = farm.master_dir / "twistd.log"
         if log.exists() and os.environ.get("VELOFARM_KEEP_LOGS"):
             shutil.copy(log, REPO / "test-artifacts" / f"{farm.root.name}-twistd.log")
+
+
+@pytest.fixture(scope="session")
+def builder_image() -> str:
+    """The builder image, built once per machine and reused (its tag is the hash of its inputs)."""
+    from velofarm.images.builder import build_builder
+    need_docker()
+    need("debootstrap", "debootstrap")
+    return build_builder(lambda line: print(line, flush=True)).tag

@@ -60,9 +60,9 @@ def cache_volumes(name: str) -> list[Any]:
 def tls_config(settings: DockerSettings, secrets_dir: str) -> Any:
     if settings.tls is None:
         return None
-    import docker
+    from docker.tls import TLSConfig
     ca, cert, key = (f"{secrets_dir}/{name}" for name in settings.tls)
-    return docker.tls.TLSConfig(client_cert=(cert, key), ca_cert=ca, verify=True)
+    return TLSConfig(client_cert=(cert, key), ca_cert=ca, verify=True)
 
 
 class ContainerWorker(worker.DockerLatentWorker):
@@ -104,16 +104,23 @@ class ContainerWorker(worker.DockerLatentWorker):
         # Buildbot retries a container that failed to start forever (build RETRY, re-queued).
         # A start failure is a configuration or engine problem: fail this platform's build, once,
         # naming the worker, the image and the reason.
-        if not why.check(LatentWorkerCannotSubstantiate):
-            reason = str(why.value) or why.type.__name__
-            if why.check(defer.TimeoutError):
-                reason = (f"the container started but did not connect to the master within {CONNECT_TIMEOUT} s; "
-                          f"check that it can reach {self.masterFQDN}")
-            message = (f"Docker worker {self.name}: image {self.image} on {self.docker_host}: "
-                       f"the build container could not start: {reason}")
-            log.msg(message)
-            why = failure.Failure(LatentWorkerCannotSubstantiate(message))
+        message = f"Docker worker {self.name}: image {self.image} on {self.docker_host}: "
+        if not str(why.value).startswith(message):
+            why = failure.Failure(LatentWorkerCannotSubstantiate(message + start_problem(why, self.masterFQDN)))
+            log.msg(str(why.value))
         return super()._substantiation_failed(why)
+
+
+def start_problem(why: failure.Failure, master_address: str) -> str:
+    """Why a build container did not become a worker, with what to do about it."""
+    reason = str(why.value) or why.type.__name__
+    if why.check(defer.TimeoutError):
+        return (f"the container started but did not connect to the master within {CONNECT_TIMEOUT} s; "
+                f"check that it can reach {master_address}")
+    if "not found" in reason and "Image" in reason:
+        return (f"the build container could not start: {reason} Build it with `velofarm image build` and set "
+                "the worker's image to the tag it prints")
+    return f"the build container could not start: {reason}"
 
 
 class _PasswordDelivery:

@@ -105,7 +105,7 @@ def cmd_notify(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from velofarm.cli.demo import run_demo
-    return run_demo(Path(args.dir), once=args.once, spec_template=Path(args.spec))
+    return run_demo(Path(args.dir), once=args.once, spec_template=Path(args.spec), use_docker=not args.no_docker)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -144,6 +144,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(spec=str(Path(__file__).resolve().parents[2] / "farm.toml"))
     p.add_argument("--dir", default=".demo", help="scratch folder (default .demo)")
     p.add_argument("--once", action="store_true", help="exit when the release is done")
+    p.add_argument("--no-docker", action="store_true",
+                   help="build on host worker processes even when a Docker engine is reachable")
     for register in extra_commands():
         register(sub)
     return parser

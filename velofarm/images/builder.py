@@ -27,6 +27,8 @@ DEFAULT_BASE = "debian:bookworm-slim"
 WORKER_REQUIREMENT = "buildbot-worker==4.3.0"  # the version the master runs (pyproject.toml)
 CONTEXT_FILES = ("Dockerfile", "start-worker.sh")
 LABEL = "org.velofarm.inputs"
+# Catalogue platforms whose toolchains the Dockerfile installs.
+IMAGE_PLATFORMS = ("linux-x86_64", "linux-arm64", "windows-x86_64-gnu")
 
 
 @dataclass(frozen=True)
