@@ -16,7 +16,7 @@ from velofarm.cli.localfarm import LocalFarm, write_farm
 from velofarm.images.engine import image_id
 
 pytestmark = [pytest.mark.integration, pytest.mark.docker]
-EXCEPTION = 4  # buildbot.process.results; RETRY (5) would mean "queue it again"
+EXCEPTION, RETRY = 4, 5  # buildbot.process.results; RETRY means "queue it again"
 CONTAINER_PLATFORMS = ["linux-x86_64", "linux-arm64", "windows-x86_64-gnu"]
 
 
@@ -145,3 +145,32 @@ def test_an_unreachable_engine_fails_the_platform_naming_the_engine(docker_farm:
         assert "no-engine.sock" in text and "could not start" in text, text
     finally:
         farm.stop_all()
+
+
+def running_step(farm: LocalFarm, builder: str) -> tuple[dict[str, Any], str] | None:
+    builds = [b for b in farm.builds(builder) if not b["complete"]]
+    if not builds:
+        return None
+    running = [s["name"] for s in steps(farm, builds[0]["buildid"]) if s["started_at"] and not s["complete"]]
+    return (builds[0], running[0]) if running else None
+
+
+def test_a_container_killed_during_cargo_build_is_retried_in_a_new_one(
+        builder_image: str, docker_farm: Callable[..., LocalFarm]) -> None:
+    farm = docker_farm(builder_image, ["linux-x86_64"])
+    farm.push_tag("v0.1.0")
+    farm.wait(lambda: (running_step(farm, "build-linux-x86_64") or ({}, ""))[1] == "cargo build", 600,
+              "cargo build to start in the container", every=0.1)
+    killed = containers_of(farm)
+    assert len(killed) == 1, killed
+    docker("kill", killed[0])
+    release = wait_release_of(farm, "v0.1.0", timeout=900)
+    assert release["results"] == 0, release["state_string"]
+    builds = farm.builds("build-linux-x86_64")
+    assert [b["results"] for b in builds] == [RETRY, 0], builds
+    folder = farm.root / "master" / "artifacts" / "v0.1.0" / "linux-x86_64"
+    archive = "velostream-v0.1.0-x86_64-unknown-linux-gnu.tar.gz"
+    assert sorted(p.name for p in folder.iterdir()) == sorted([archive, f"{archive}.sha256", "builder-image.json"])
+    assert sorted(p.name for p in (farm.root / "master" / "artifacts" / "v0.1.0").iterdir()) == ["linux-x86_64"]
+    assert len(farm.builds("release")) == 1
+    assert killed[0] not in containers_of(farm)
