@@ -28,6 +28,13 @@ def cmd_build(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_deploy(args: argparse.Namespace) -> int:
+    from velofarm.images.deploy import build_deploy_images
+    for repo, image in build_deploy_images(_progress(), base_image=args.base).items():
+        print(f"{repo.upper().replace('-', '_')}_IMAGE={image.tag}")
+    return 0
+
+
 def register(sub: Any) -> None:
     group = sub.add_parser("image", help="make the builder image for Docker workers",
                            description="make the builder image for Docker workers")
@@ -40,3 +47,6 @@ def register(sub: Any) -> None:
     p.add_argument("--base", help="base image (default: debian:bookworm-slim if present, else velofarm's base)")
     p.add_argument("--rebuild", action="store_true", help="build again even if the tag exists")
     p.set_defaults(func=cmd_build)
+    p = images.add_parser("deploy", help="the images deploy/compose.yaml runs: master, PostgreSQL, build engine")
+    p.add_argument("--base", help="base image (default: debian:bookworm-slim if present, else velofarm's base)")
+    p.set_defaults(func=cmd_deploy)

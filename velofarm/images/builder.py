@@ -75,28 +75,35 @@ def pick_base(requested: str | None, progress: Progress) -> str:
 
 def build_builder(progress: Progress, base_image: str | None = None, rebuild: bool = False) -> BuilderImage:
     """The builder image for the current inputs; built only when no image has them."""
-    for name in CONTEXT_FILES:
-        if not (IMAGE_DIR / name).is_file():
-            raise ImageError(f"{IMAGE_DIR / name}: missing; the builder image is made from {IMAGE_DIR}")
     chosen = pick_base(base_image, progress)
-    apt_sources = base.planned_base()[2]
     with tempfile.TemporaryDirectory(prefix="velofarm-image-") as scratch:
-        context = Path(scratch)
-        for name in CONTEXT_FILES:
-            shutil.copy2(IMAGE_DIR / name, context / name)
+        context = copy_context(IMAGE_DIR, CONTEXT_FILES, Path(scratch))
         (context / "wheels").mkdir()
         download_wheels(context / "wheels", progress)
-        digest = inputs_hash(context, image_id(chosen), apt_sources)
-        tag = f"{BUILDER_REPO}:{digest[:12]}"
-        existing = image_id(tag)
-        if existing and not rebuild:
-            progress(f"image     [2/3] {tag} exists (same inputs); reusing it")
-            return BuilderImage(tag, existing, built=False)
-        run_stage(f"image     [2/3] docker build {tag} from {chosen} (apt from the host's mirror; "
-                  "this takes minutes)",
-                  [docker_cli(), "build", "--quiet", "--build-arg", f"BASE={chosen}",
-                   "--build-arg", f"APT_SOURCES={apt_sources.strip()}", "--label", f"{LABEL}={digest}",
-                   "--tag", tag, str(context)], progress, timeout=3600)
+        return build_context(BUILDER_REPO, context, chosen, progress, rebuild)
+
+
+def copy_context(source: Path, names: tuple[str, ...], context: Path) -> Path:
+    for name in names:
+        if not (source / name).is_file():
+            raise ImageError(f"{source / name}: missing; the image is made from {source}")
+        shutil.copy2(source / name, context / Path(name).name)
+    return context
+
+
+def build_context(repo: str, context: Path, chosen: str, progress: Progress, rebuild: bool = False) -> BuilderImage:
+    """`docker build` of a prepared context, tagged REPO:<hash of the inputs>; reused when it exists."""
+    apt_sources = base.planned_base()[2]
+    digest = inputs_hash(context, image_id(chosen), apt_sources)
+    tag = f"{repo}:{digest[:12]}"
+    existing = image_id(tag)
+    if existing and not rebuild:
+        progress(f"image     [2/3] {tag} exists (same inputs); reusing it")
+        return BuilderImage(tag, existing, built=False)
+    run_stage(f"image     [2/3] docker build {tag} from {chosen} (apt from the host's mirror; this takes minutes)",
+              [docker_cli(), "build", "--quiet", "--build-arg", f"BASE={chosen}",
+               "--build-arg", f"APT_SOURCES={apt_sources.strip()}", "--label", f"{LABEL}={digest}",
+               "--tag", tag, str(context)], progress, timeout=3600)
     built = image_id(tag)
     if not built:
         raise ImageError(f"docker build {tag}: finished, but the engine has no such image")

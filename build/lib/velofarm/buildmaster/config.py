@@ -1,0 +1,124 @@
+"""farm.toml → BuildmasterConfig. master.cfg calls `load_master_config` and nothing else."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from buildbot.plugins import secrets, util
+
+from velofarm.buildmaster.changes import change_sources
+from velofarm.buildmaster.factories import platform_factory, release_factory
+from velofarm.buildmaster.schedulers import RELEASE_BUILDER, all_schedulers
+from velofarm.buildmaster.uploads import upload_service
+from velofarm.buildmaster.webhook import WebhookService
+from velofarm.buildmaster.workers import COORDINATOR, all_workers, buildbot_worker_names
+from velofarm.buildmaster.www import WEBHOOK_SECRET, www_config
+from velofarm.secretstore import SecretStore
+from velofarm.spec.farm import Spec, load_spec
+
+CHANGE_SECRET = "change-source-password"
+
+
+def spec_path_for(basedir: Path, spec_path: str | Path | None) -> Path:
+    """The spec given, else VELOFARM_SPEC, else the farm.toml beside the master folder (the checkout's layout)."""
+    return Path(spec_path or os.environ.get("VELOFARM_SPEC") or basedir.parent / "farm.toml")
+
+
+def secrets_dir(spec: Spec) -> Path:
+    return spec.resolve(spec.master.secrets_dir)
+
+
+def builders(spec: Spec, basedir: Path) -> list[Any]:
+    artifacts = basedir / spec.master.artifacts_dir
+    result = [
+        util.BuilderConfig(name=p.builder_name,
+                           workernames=[n for w in spec.workers_for(p.name) for n in buildbot_worker_names(w)],
+                           factory=platform_factory(spec, p, artifacts), collapseRequests=False,
+                           tags=["platform", p.os], description=f"{p.target} ({p.method})",
+                           properties={"platform": p.name, "target": p.target})
+        for p in spec.platforms.values()
+    ]
+    result.append(util.BuilderConfig(name=RELEASE_BUILDER, workernames=[COORDINATOR], collapseRequests=False,
+                                     factory=release_factory(spec, artifacts, basedir / "staging"),
+                                     tags=["release"], description="builds every platform, verifies, publishes"))
+    return result
+
+
+def services(spec: Spec, store: SecretStore) -> list[Any]:
+    """Extra services in the master process: the signed webhook endpoint."""
+    result: list[Any] = [upload_service(spec)]  # workers PUT archives here (uploads.py)
+    if spec.master.webhook_port:
+        secret = store.get(WEBHOOK_SECRET)
+        if not secret:
+            raise ValueError(f"farm.toml: master.webhook_port is set but the secret '{WEBHOOK_SECRET}' is missing "
+                             f"from {store.directory}; write the webhook secret there (mode 0600)")
+        result.append(WebhookService(
+            port=f"tcp:{spec.master.webhook_port}:interface={spec.master.www_bind}",
+            secret=secret, repository=spec.repo_url))
+    return result
+
+
+def db_url(spec: Spec, store: SecretStore) -> str:
+    if spec.master.db_url_secret:
+        url = store.get(spec.master.db_url_secret)
+        if not url:
+            raise ValueError(f"farm.toml: master.db_url_secret: secret '{spec.master.db_url_secret}' is missing "
+                             f"from {store.directory}; write the database URL there (mode 0600)")
+        return with_postgres_driver(url)
+    return with_postgres_driver(spec.master.db_url)
+
+
+def with_postgres_driver(url: str) -> str:
+    """postgresql://... → postgresql+psycopg2://...: SQLAlchemy 2.1 made psycopg 3 the default
+    driver, and velofarm ships psycopg2 (the `postgres` extra) as Buildbot 4.3 documents."""
+    for scheme in ("postgresql://", "postgres://"):
+        if url.startswith(scheme):
+            return "postgresql+psycopg2://" + url[len(scheme):]
+    return url
+
+
+class SecretsFolder(secrets.SecretInAFile):
+    """SecretInAFile that reads a secret's file each time the secret is asked for.
+
+    SecretInAFile loads the folder only when it is configured, and Buildbot reconfigures the
+    workers before the secret providers (a provider only when its arguments change): a worker
+    added, or a password rotated, while the master runs would stay unknown or old until a restart.
+    """
+
+    def get(self, entry: str) -> str | None:
+        if not entry or os.sep in entry or entry.startswith("."):
+            return None
+        path = os.path.join(self._dirname, entry)
+        if not os.path.isfile(path):
+            return None
+        self.checkFileIsReadOnly(self._dirname, entry)
+        with open(path, encoding="utf-8") as fh:
+            return fh.read().rstrip("\r\n")
+
+
+def load_master_config(basedir: str | Path, spec_path: str | Path | None = None) -> dict[str, Any]:
+    """The whole BuildmasterConfig for the master in `basedir`."""
+    basedir = Path(basedir).resolve()
+    spec = load_spec(spec_path_for(basedir, spec_path))
+    store = SecretStore(secrets_dir(spec))
+    store.ensure()  # a fresh checkout has no secrets folder yet; it is created 0700
+    c: dict[str, Any] = {
+        "title": spec.project.title,
+        "titleURL": spec.master.url,
+        "buildbotURL": spec.master.url,
+        "buildbotNetUsageData": None,
+        "protocols": {"pb": {"port": f"tcp:{spec.master.pb_port}:interface={spec.master.pb_bind}"}},
+        "db": {"db_url": db_url(spec, store)},
+        "secretsProviders": [SecretsFolder(dirname=str(store.directory))],
+        "workers": all_workers(spec, str(store.directory)),
+        "builders": builders(spec, basedir),
+        "schedulers": all_schedulers(spec),
+        "change_source": change_sources(spec, store.get(CHANGE_SECRET), basedir / "gitpoller"),
+        "www": www_config(spec, store, basedir / spec.master.artifacts_dir),
+        "services": services(spec, store),
+        "collapseRequests": False,
+        "properties": {"velofarm_spec": str(spec.path)},
+    }
+    return c

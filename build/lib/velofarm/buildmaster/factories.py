@@ -1,0 +1,130 @@
+"""One function turns a platform into a Buildbot factory; one more builds the release coordinator."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from buildbot.plugins import steps, util
+
+from velofarm.buildmaster.steps import PublishRelease, ReleaseTrigger, ResolveTag
+from velofarm.buildmaster.uploads import UploadArtifact
+from velofarm.spec.farm import Spec
+from velofarm.spec.job import archive_name, build_job, stage_name
+from velofarm.spec.platforms import Platform
+from velofarm.worker_tools import pack, preflight, transfer
+
+TAG = util.Interpolate("%(prop:tag)s")
+TOOLS = "../tools"
+JOB = f"{TOOLS}/job.json"
+
+
+def _stage_name(spec: Spec, platform: Platform) -> util.Transform:
+    return util.Transform(stage_name, spec.project.name, util.Property("tag"), platform)
+
+
+def _archive(spec: Spec, platform: Platform) -> util.Transform:
+    return util.Transform(archive_name, spec.project.name, util.Property("tag"), platform)
+
+
+def cargo_target_dir(platform: Platform) -> util.Interpolate:
+    # Per worker and platform, outside the build folder, so a rebuild of any tag is warm.
+    return util.Interpolate(f"%(prop:builddir)s/../.cargo-target/{platform.name}")
+
+
+def bin_dir(platform: Platform) -> util.Interpolate:
+    return util.Interpolate(f"%(prop:builddir)s/../.cargo-target/{platform.name}/{platform.target}/release")
+
+
+def build_env(platform: Platform) -> util.Renderer:
+    """The build's environment as the worker's preflight computed it (its own paths: source folder
+    and cargo home remapped for reproducibility), plus the per-worker target cache."""
+    @util.renderer
+    def env(props: Any) -> Any:
+        worker_env = dict(props.getProperty("build_env") or {})
+        return props.render({**worker_env, "CARGO_TARGET_DIR": cargo_target_dir(platform),
+                             "CARGO_TERM_COLOR": "never"})
+    return env
+
+
+def _parse_build_env(rc: int, stdout: str, stderr: str) -> dict[str, Any]:
+    return {"build_env": json.loads(stdout)} if rc == 0 else {}
+
+
+def _tool(platform: Platform, name: str, script: str, *args: object, **kw: object) -> steps.ShellCommand:
+    return steps.ShellCommand(name=name, command=[platform.python, f"{TOOLS}/{script}", *args],
+                              haltOnFailure=True, workdir="build", **kw)
+
+
+def platform_factory(spec: Spec, platform: Platform, artifacts_root: Path) -> util.BuildFactory:
+    """Tag → checked, built, smoke-tested, size-gated, staged, archived, checksummed, stored."""
+    f = util.BuildFactory()
+    # Fetch the tag, then check out the commit the coordinator resolved it to (the sourcestamp's
+    # revision): every platform builds the same commit even if someone moves the tag meanwhile.
+    f.addStep(steps.Git(name="checkout tag", repourl=spec.repo_url, branch=util.Interpolate("refs/tags/%(prop:tag)s"),
+                        mode="full", method="clean", haltOnFailure=True))
+    f.addStep(steps.RemoveDirectory(name="clean tools", dir=TOOLS.removeprefix("../"), hideStepIf=True))
+    f.addStep(steps.RemoveDirectory(name="clean dist", dir="dist", hideStepIf=True))
+    f.addStep(steps.StringDownload(json.dumps(build_job(spec, platform), indent=1), workerdest=JOB,
+                                   name="send job", hideStepIf=True))
+    for module in (pack, preflight, transfer):
+        f.addStep(steps.FileDownload(mastersrc=str(Path(module.__file__ or "")),
+                                     workerdest=f"{TOOLS}/{Path(module.__file__ or '').name}",
+                                     name=f"send {Path(module.__file__ or '').stem}", hideStepIf=True))
+    f.addStep(_tool(platform, "version check", "preflight.py", "version", JOB, "--tag", TAG))
+    f.addStep(_tool(platform, "toolchain check", "preflight.py", "toolchain", JOB))
+    f.addStep(steps.SetPropertyFromCommand(name="tag time", command=["git", "log", "-1", "--format=%ct", "HEAD"],
+                                           property="source_date_epoch", haltOnFailure=True, workdir="build"))
+    f.addStep(steps.SetPropertyFromCommand(
+        name="build environment", command=[platform.python, f"{TOOLS}/preflight.py", "build-env", JOB, "--tag", TAG,
+                                           "--epoch", util.Interpolate("%(prop:source_date_epoch)s")],
+        extract_fn=_parse_build_env, haltOnFailure=True, workdir="build"))
+    f.addStep(steps.ShellCommand(name="cargo build", command=preflight.build_argv(platform.to_json()),
+                                 env=build_env(platform), haltOnFailure=True, workdir="build"))
+    f.addStep(_tool(platform, "smoke test", "preflight.py", "smoke", JOB, "--tag", TAG, "--bin-dir", bin_dir(platform)))
+    f.addStep(_tool(platform, "size gate", "preflight.py", "size", JOB, "--tag", TAG, "--bin-dir", bin_dir(platform)))
+    f.addStep(_tool(platform, "stage", "pack.py", "stage", JOB, "--tag", TAG, "--name", _stage_name(spec, platform), "--src", ".",
+                    "--bin-dir", bin_dir(platform), "--out", "../dist"))
+    f.addStep(_tool(platform, "archive", "pack.py", "archive", util.Interpolate("../dist/%(kw:s)s", s=_stage_name(spec, platform)),
+                    "--format", platform.archive, "--epoch", util.Interpolate("%(prop:source_date_epoch)s"),
+                    "--out", util.Interpolate("../dist/%(kw:a)s", a=_archive(spec, platform))))
+    f.addStep(_tool(platform, "checksum", "pack.py", "checksum", util.Interpolate("../dist/%(kw:a)s", a=_archive(spec, platform))))
+    # One streamed, resumable HTTP PUT into the store, hashed as it arrives (see uploads.py),
+    # instead of FileUpload's one round trip per block and a second read to verify.
+    f.addStep(UploadArtifact(name="store artifact", artifacts_root=str(artifacts_root), platform=platform.name,
+                             archive=_archive(spec, platform), source_dir="../dist", python=platform.python,
+                             tools=TOOLS, haltOnFailure=True, workdir="build"))
+    return f
+
+
+def velofarm_command(*args: object) -> list[object]:
+    """Run the velofarm face with the master's own interpreter (the coordinator runs on the master)."""
+    return [sys.executable, "-m", "velofarm.cli.main", *args]
+
+
+def release_factory(spec: Spec, artifacts_root: Path, staging_root: Path) -> util.BuildFactory:
+    """Resolve the tag, build every platform at once, verify, assemble, publish (unless a dry run)."""
+    f = util.BuildFactory()
+    spec_path = str(spec.path)
+    f.addStep(ResolveTag(name="resolve tag", repo_url=spec.repo_url, tag_pattern=spec.release.tag_pattern,
+                         haltOnFailure=True))
+    f.addStep(ReleaseTrigger(
+        name="build platforms", schedulerNames=[f"platform-{name}" for name in spec.platforms],
+        waitForFinish=True, haltOnFailure=True,
+        sourceStamps=[{"codebase": "", "repository": spec.repo_url, "branch": TAG, "project": "",
+                       "revision": util.Property("tag_commit")}],
+        set_properties={"tag": TAG, "tag_commit": util.Property("tag_commit")}))
+    staging = util.Interpolate(f"{staging_root}/%(prop:tag)s-%(prop:buildnumber)s")
+    f.addStep(steps.ShellCommand(
+        name="verify and assemble", haltOnFailure=True,
+        command=velofarm_command("release-assemble", "--spec", spec_path, "--tag", TAG,
+                                 "--commit", util.Property("tag_commit"), "--artifacts", str(artifacts_root),
+                                 "--out", staging)))
+    f.addStep(PublishRelease(name="publish", spec_path=spec_path, directory=staging,
+                             token=util.Secret(spec.release.github_token_secret)
+                             if spec.release.publisher == "github" else None,
+                             doStepIf=lambda step: not step.getProperty("dry_run", False), haltOnFailure=True))
+    f.addStep(steps.RemoveDirectory(name="clean staging", dir=staging, alwaysRun=True, hideStepIf=True))
+    return f

@@ -1,0 +1,169 @@
+"""The upload receiver in the master (a service) and the step that sends an archive through it.
+
+The receiver itself (velofarm/receiver.py, velofarm/incoming.py) knows nothing of Buildbot; this
+is the thin layer: a BuildbotService that runs it on the master's upload port, and UploadArtifact,
+which grants a per-build token, has the worker run transfer.py, stores the archive and revokes
+the token.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any, ClassVar
+
+from buildbot.process import buildstep
+from buildbot.process.results import FAILURE, SUCCESS
+from buildbot.util.service import BuildbotService
+from twisted.internet import defer, threads
+from twisted.python import log
+
+from velofarm.artifacts.incoming import Receipt, UploadGrants
+from velofarm.artifacts.receiver import PATH_PREFIX, ReceiverServer, start_receiver, stop_receiver
+from velofarm.artifacts.store import commit_incoming, incoming_dir, write_build_image
+from velofarm.errors import VelofarmError
+from velofarm.spec.farm import Spec
+
+SERVICE_NAME = "velofarm-uploads"
+
+
+class UploadReceiver(BuildbotService):
+    """Runs the receiver in the master; `grants` holds the live tokens across reconfigs."""
+
+    name = SERVICE_NAME
+
+    def checkConfig(self, port: int = 0, interface: str = "127.0.0.1", public_url: str = "",  # type: ignore[override]
+                    public_host: str = "") -> None:
+        if not isinstance(port, int) or not 0 <= port <= 65535:
+            raise VelofarmError(f"upload receiver: port must be 0 (any free port) to 65535, got {port!r}")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.grants = UploadGrants()
+        self.server: ReceiverServer | None = None
+        self.public_url, self.public_host = "", ""
+        super().__init__(*args, **kwargs)
+
+    def reconfigService(self, port: int = 0, interface: str = "127.0.0.1", public_url: str = "",  # type: ignore[override]
+                        public_host: str = "") -> Any:
+        self.public_url, self.public_host = public_url, public_host
+        server = self.server
+        if server is not None and server.server_name == interface and port in (0, server.server_port):
+            return defer.succeed(None)  # same address (0 = any free port: keep the one we have)
+        if self.server is not None:
+            stop_receiver(self.server)
+        try:
+            self.server = start_receiver(interface, port, self.grants, log.msg)
+        except OSError as exc:
+            raise VelofarmError(f"upload receiver: cannot listen on {interface}:{port} ({exc.strerror}); "
+                                "free that port or set another [master] upload_port") from None
+        log.msg(f"velofarm uploads: receiving on {interface}:{self.server.server_port}")
+        return defer.succeed(None)
+
+    @defer.inlineCallbacks
+    def stopService(self) -> Any:
+        if self.server is not None:
+            server, self.server = self.server, None
+            yield threads.deferToThread(stop_receiver, server)
+        yield super().stopService()
+
+    def url_for(self, worker_host: str | None) -> str:
+        """The URL a worker uses: the configured one, else the master's public host, else the
+        address the worker's PB connection reached (it can reach that one)."""
+        if self.public_url:
+            return self.public_url.rstrip("/") + "/"
+        assert self.server is not None, "the upload receiver is not running"
+        bound = self.server.server_name
+        public = self.public_host if self.public_host not in ("", "127.0.0.1", "localhost", "::1") else ""
+        host = bound if bound not in ("", "0.0.0.0", "::") else (public or worker_host or "127.0.0.1")
+        host = f"[{host}]" if ":" in host else host
+        return f"http://{host}:{self.server.server_port}{PATH_PREFIX}"
+
+
+def upload_service(spec: Spec) -> UploadReceiver:
+    """The receiver for c['services'], on the PB port's interface: workers reach it where they reach PB."""
+    interface = spec.master.pb_bind
+    return UploadReceiver(port=spec.master.upload_port, interface=interface, public_url=spec.master.upload_url,
+                          public_host=spec.master.public_host)
+
+
+def find_receiver(master: Any) -> UploadReceiver | None:
+    service = master.service_manager.namedServices.get(SERVICE_NAME)
+    return service if isinstance(service, UploadReceiver) and service.server is not None else None
+
+
+def worker_host(step: buildstep.BuildStep) -> str | None:
+    """The master address this build's worker connected to over PB (it can reach us there)."""
+    try:
+        return str(step.build.workerforbuilder.worker.conn.mind.broker.transport.getHost().host)
+    except AttributeError:
+        return None
+
+
+class UploadArtifact(buildstep.ShellMixin, buildstep.BuildStep):
+    """Grant a token, have the worker PUT the archive (transfer.py), store it, revoke the token.
+
+    The token reaches the worker on the command's stdin: never on a command line, in the
+    environment, in a file left behind, or in a step log.
+    """
+
+    renderables: ClassVar[list[str]] = ["archive", "source_dir", "python"]
+
+    def __init__(self, artifacts_root: str, platform: str, archive: Any, source_dir: Any = "../dist",
+                 python: Any = "python3", tools: str = "../tools", **kwargs: Any) -> None:
+        self.artifacts_root, self.platform, self.archive = artifacts_root, platform, archive
+        self.source_dir, self.python, self.tools = source_dir, python, tools
+        kwargs = self.setupShellMixin(kwargs, prohibitArgs=["command", "initialStdin"])
+        super().__init__(**kwargs)
+
+    @defer.inlineCallbacks
+    def run(self) -> Any:
+        receiver = find_receiver(self.master)
+        if receiver is None:
+            yield self.addCompleteLog("error", f"the upload receiver ({SERVICE_NAME}) is not running: add "
+                                               "uploads.upload_service(spec) to c['services']\n")
+            return FAILURE
+        tag, root = str(self.getProperty("tag")), Path(self.artifacts_root)
+        try:
+            folder = incoming_dir(root, tag, self.platform, self.build.number)
+            token = receiver.grants.grant(folder, [self.archive])
+        except VelofarmError as exc:
+            yield self.addCompleteLog("error", f"{exc}\n")
+            return FAILURE
+        try:
+            # A worker that reaches the master through a tunnel or proxy sets velofarm_upload_url.
+            url = self.getProperty("velofarm_upload_url") or receiver.url_for(worker_host(self))
+            cmd = yield self.makeRemoteShellCommand(command=self._command(str(url)),
+                                                    initialStdin=token + "\n")
+            yield self.runCommand(cmd)
+        finally:
+            receipt = receiver.grants.revoke(token).get(self.archive)
+        if cmd.didFail() or receipt is None:
+            yield threads.deferToThread(shutil.rmtree, folder, True)
+            self.descriptionDone = ["upload failed"]
+            return cmd.results() if cmd.didFail() else FAILURE
+        return (yield self._store(tag, receipt))
+
+    def _command(self, url: str) -> list[str]:
+        archive = f"{self.source_dir}/{self.archive}"
+        return [self.python, f"{self.tools}/transfer.py", "upload", "--url", url, "--token-file", "-",
+                archive, f"{archive}.sha256"]
+
+    @defer.inlineCallbacks
+    def _store(self, tag: str, receipt: Receipt) -> Any:
+        log_ = yield self.getLog("stdio")
+        try:
+            root = Path(self.artifacts_root)
+            final = yield threads.deferToThread(commit_incoming, root, tag, self.platform, self.build.number,
+                                                self.archive, receipt.sha256)
+        except VelofarmError as exc:
+            yield log_.addStderr(f"error: {exc}\n")
+            self.descriptionDone = ["artifact rejected"]
+            return FAILURE
+        yield log_.addStdout(f"stored {final}\n")
+        self.setProperty("artifact", str(final), "UploadArtifact")
+        if self.getProperty("builder_image_digest"):
+            # Recorded beside the archive for release.json (and provenance): which image built it.
+            yield threads.deferToThread(write_build_image, final.parent, self.getProperty("builder_image"),
+                                        self.getProperty("builder_image_digest"))
+            yield log_.addStdout(f"built in image {self.getProperty('builder_image_digest')}\n")
+        return SUCCESS

@@ -1,0 +1,174 @@
+"""The `velofarm` command: a thin face over the core and the Buildbot layer."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from velofarm.errors import VelofarmError
+
+
+def _spec(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from velofarm.spec.farm import load_spec
+    return load_spec(args.spec)
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    import subprocess
+    import tempfile
+
+    from velofarm.cli.masterdir import buildbot_command, create_master
+    spec = _spec(args)
+    print(f"{spec.path.name}: ok: {len(spec.platforms)} platforms, {len(spec.workers)} workers, "
+          f"publisher {spec.release.publisher}")
+    with tempfile.TemporaryDirectory(prefix="velofarm-check-") as tmp:
+        create_master(Path(tmp), spec.path)
+        out = subprocess.run([*buildbot_command(), "checkconfig", tmp], capture_output=True, text=True)
+    sys.stdout.write(out.stdout)
+    sys.stderr.write(out.stderr)
+    return out.returncode
+
+
+def cmd_master_create(args: argparse.Namespace) -> int:
+    from velofarm.cli.masterdir import create_master
+    spec = _spec(args)
+    create_master(Path(args.dir), spec.path)
+    print(f"master created in {args.dir} for {spec.path}; start it with: buildbot start {args.dir}")
+    return 0
+
+
+def cmd_resolve_tag(args: argparse.Namespace) -> int:
+    from velofarm.tags.gitrefs import tag_commit
+    from velofarm.tags.tagpolicy import decide
+    spec = _spec(args)
+    decision = decide(args.tag, spec.release.tag_pattern)
+    if not decision.release:
+        raise VelofarmError(decision.reason)
+    commit = tag_commit(spec.repo_url, decision.tag)
+    if commit is None:
+        raise VelofarmError(f"tag {decision.tag} does not exist in {spec.repo_url}; push it first")
+    print(commit)
+    return 0
+
+
+def cmd_release_assemble(args: argparse.Namespace) -> int:
+    from velofarm.release.assemble import assemble_release
+    spec = _spec(args)
+    out = assemble_release(spec, args.tag, args.commit, Path(args.artifacts), Path(args.out))
+    meta = json.loads((out / "release.json").read_text(encoding="utf-8"))
+    print(f"release {meta['tag']} assembled in {out}: every archive matches its .sha256; "
+          f"prerelease={meta['prerelease']}")
+    for asset in meta["assets"]:
+        print(f"  {asset['sha256']}  {asset['size']:>10}  {asset['name']}")
+    return 0
+
+
+def cmd_publish(args: argparse.Namespace) -> int:
+    from velofarm.publish.directory import DirectoryPublisher
+    from velofarm.release.verify import load_release
+    release = load_release(Path(args.release_dir))
+    if args.to == "directory":
+        if not args.dest:
+            raise VelofarmError("--to directory needs --dest FOLDER")
+        publisher = DirectoryPublisher(Path(args.dest))
+    else:
+        from velofarm.publish.github import GitHubPublisher
+        if not args.repo or not args.token_file:
+            raise VelofarmError("--to github needs --repo OWNER/NAME and --token-file FILE")
+        token = Path(args.token_file).read_text(encoding="utf-8").strip()
+        if not token:
+            raise VelofarmError(f"{args.token_file}: empty; put the GitHub token in it")
+        publisher = GitHubPublisher(args.repo, token, api_url=args.api_url)
+    outcome = publisher.publish(release)
+    print(f"{release.tag}: {outcome.state}: {outcome.location}")
+    for action in outcome.actions:
+        print(f"  {action}")
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from velofarm.release.verify import verify_release
+    problems = verify_release(Path(args.release_dir))
+    for problem in problems:
+        print(f"FAIL {problem}")
+    if not problems:
+        print(f"{args.release_dir}: ok: every checksum, SHA256SUMS and release.json agree")
+    return 1 if problems else 0
+
+
+def cmd_notify(args: argparse.Namespace) -> int:
+    from velofarm.buildmaster.hookclient import send_tag_changes
+    return send_tag_changes(args.master, Path(args.password_file), args.repository, sys.stdin)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from velofarm.cli.demo import run_demo
+    return run_demo(Path(args.dir), once=args.once, spec_template=Path(args.spec), use_docker=not args.no_docker)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="velofarm", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def add(name: str, func, help: str, spec: bool = True) -> argparse.ArgumentParser:  # type: ignore[no-untyped-def]
+        p = sub.add_parser(name, help=help, description=help)
+        p.set_defaults(func=func)
+        if spec:
+            p.add_argument("--spec", default="farm.toml", help="the farm spec (default: ./farm.toml)")
+        return p
+
+    add("check", cmd_check, "validate farm.toml, then run buildbot checkconfig on its master")
+    p = add("master-create", cmd_master_create, "create a master folder bound to the spec")
+    p.add_argument("dir")
+    p = add("resolve-tag", cmd_resolve_tag, "print the commit a release tag points to")
+    p.add_argument("tag")
+    p = add("release-assemble", cmd_release_assemble, "collect and verify artifacts into a release folder")
+    for opt in ("--tag", "--commit", "--artifacts", "--out"):
+        p.add_argument(opt, required=True)
+    p = add("publish", cmd_publish, "(re)publish a verified release folder by hand", spec=False)
+    p.add_argument("release_dir")
+    p.add_argument("--to", choices=("github", "directory"), required=True)
+    p.add_argument("--repo", help="OWNER/NAME (github)")
+    p.add_argument("--api-url", default="https://api.github.com", help="GitHub Enterprise: https://HOST/api/v3")
+    p.add_argument("--token-file", help="a file holding the token (never pass a token on the command line)")
+    p.add_argument("--dest", help="the releases folder (directory)")
+    p = add("verify", cmd_verify, "check a release folder: every checksum, SHA256SUMS, release.json", spec=False)
+    p.add_argument("release_dir")
+    p = add("notify", cmd_notify, "send pushed tags to the master (git post-receive hook)", spec=False)
+    p.add_argument("--master", required=True, help="HOST:PORT of the master's PB port")
+    p.add_argument("--password-file", required=True)
+    p.add_argument("--repository", required=True)
+    p = add("demo", cmd_demo, "release the example project locally, end to end")
+    p.set_defaults(spec=str(Path(__file__).resolve().parents[2] / "farm.toml"))
+    p.add_argument("--dir", default=".demo", help="scratch folder (default .demo)")
+    p.add_argument("--once", action="store_true", help="exit when the release is done")
+    p.add_argument("--no-docker", action="store_true",
+                   help="build on host worker processes even when a Docker engine is reachable")
+    for register in extra_commands():
+        register(sub)
+    return parser
+
+
+def extra_commands() -> list:  # type: ignore[type-arg]
+    """Command groups kept in their own modules; each adds its subparsers."""
+    from velofarm.cli import image as cli_image
+    from velofarm.cli import users as cli_users
+    from velofarm.cli import workers as cli_workers
+    return [cli_users.register, cli_workers.register, cli_image.register]
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except VelofarmError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

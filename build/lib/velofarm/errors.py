@@ -1,0 +1,25 @@
+"""One exception type per domain; each message names the file, field, tag or asset and the fix."""
+
+
+class VelofarmError(Exception):
+    """Base of every error velofarm reports to a person."""
+
+
+class SpecError(VelofarmError):
+    """farm.toml (or the catalogue, or the worker registry) is invalid."""
+
+
+class ArtifactError(VelofarmError):
+    """An upload could not become a stored artifact (name, arrival or checksum)."""
+
+
+class ReleaseError(VelofarmError):
+    """A release could not be assembled or verified."""
+
+
+class PublishError(VelofarmError):
+    """A verified release could not be published."""
+
+
+class ImageError(VelofarmError):
+    """A builder image (or its base) could not be made: names the stage, the input and the fix."""

@@ -1,0 +1,460 @@
+#!/usr/bin/env python3
+"""Checks around one platform's build: version vs tag, toolchain, build command, smoke, size.
+
+Standard library only, Python 3.9+: the master downloads this file into the worker's build
+folder (.velofarm/preflight.py) and runs it with the worker's own Python, in the checked-out
+source tree. Also importable (`from velofarm.worker_tools import preflight`; `velofarm doctor` reuses
+check_toolchain, the master reuses build_argv and build_env).
+
+    preflight.py version JOB --tag TAG
+    preflight.py toolchain JOB [--tag TAG]
+    preflight.py build-command JOB --tag TAG
+    preflight.py build-env JOB --tag TAG --epoch N
+    preflight.py smoke JOB --tag TAG --bin-dir DIR
+    preflight.py size JOB --tag TAG --bin-dir DIR
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import ntpath
+import os
+import platform as host
+import posixpath
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+try:
+    import tomllib
+except ImportError:  # Python < 3.11: _regex_version reads the one field needed
+    tomllib = None  # type: ignore[assignment]
+
+JOB_FORMAT = 1
+SMOKE_TIMEOUT = 60  # seconds; a --version that takes longer is broken (Wine's first start fits)
+DOCKER_TIMEOUT = 10
+RUSTC_TIMEOUT = 120  # rustup may install a rust-toolchain.toml toolchain on first use
+SEMVER_TAG = re.compile(
+    r"^v(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
+    r"(?:-((?:0|[1-9]\d*|\d*[A-Za-z-][0-9A-Za-z-]*)(?:\.(?:0|[1-9]\d*|\d*[A-Za-z-][0-9A-Za-z-]*))*))?"
+    r"(?:\+[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*)?$")
+PROTOC_FIX = {"linux": "apt-get install protobuf-compiler", "macos": "brew install protobuf",
+              "windows": "choco install protoc"}
+
+
+class PreflightError(Exception):
+    """An expected failure; the message names the tag, platform and file, and the fix."""
+
+
+@dataclass(frozen=True)
+class Check:
+    """One toolchain item: present (`ok`) or not, what was found, and the command that fixes it."""
+
+    name: str
+    ok: bool
+    detail: str
+    fix: str = ""
+
+    def line(self) -> str:
+        if self.ok:
+            return f"ok   {self.name} {self.detail}"
+        return f"MISSING {self.name} {self.detail} -> fix: {self.fix}"
+
+
+@dataclass(frozen=True)
+class SmokeResult:
+    """One binary's smoke run; `argv` is empty when it was not run."""
+
+    binary: str
+    ok: bool
+    note: str
+    argv: list[str] = field(default_factory=list)
+    output: str = ""
+
+
+def load_job(path: str | Path) -> dict[str, Any]:
+    """The job JSON the master wrote for this build; PreflightError if unreadable or of another format."""
+    path = Path(path)
+    try:
+        job = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise PreflightError(f"job file {path} cannot be read ({exc}); re-run the build so the master "
+                             "writes it again") from None
+    if not isinstance(job, dict) or job.get("format") != JOB_FORMAT or "platform" not in job:
+        raise PreflightError(f"job file {path} is not job format {JOB_FORMAT}; the master and this script "
+                             "come from different velofarm versions: restart the master, then rebuild")
+    return job
+
+
+def _ctx(job: dict[str, Any], tag: str) -> str:
+    return f"tag {tag}, platform {job['platform']['name']}"
+
+
+# ------------------------------------------------------------------------------------ version
+
+def expected_version(tag: str, platform_name: str) -> str:
+    """The Cargo version a `v<semver>` tag stands for: no leading 'v', no `+build` metadata."""
+    if not SEMVER_TAG.match(tag):
+        raise PreflightError(f"tag {tag} is not 'v' followed by a semantic version, e.g. v1.2.3 or "
+                             f"v1.2.3-rc.1 (platform {platform_name}); push a tag of that form")
+    return tag[1:].split("+", 1)[0]
+
+
+def manifest_version(manifest: Path) -> str | None:
+    """`[package] version` of a Cargo.toml (following `version.workspace = true` within the file)."""
+    text = manifest.read_text(encoding="utf-8")
+    if tomllib is None:
+        return _regex_version(text)
+    data = tomllib.loads(text)
+    version = data.get("package", {}).get("version")
+    if isinstance(version, dict) and version.get("workspace"):
+        version = data.get("workspace", {}).get("package", {}).get("version")
+    return version if isinstance(version, str) else None
+
+
+def _regex_version(text: str) -> str | None:
+    # Enough TOML for `version = "..."` under [package] or [workspace.package].
+    found: dict[str, str] = {}
+    section: str | None = None
+    for line in text.splitlines():
+        header = re.match(r"\s*\[\s*([A-Za-z0-9_.-]+)\s*\]\s*(#.*)?$", line)
+        if header or line.lstrip().startswith("["):
+            section = header.group(1) if header else None  # [[bin]] and friends end [package]
+            continue
+        if section in ("package", "workspace.package") and section not in found:
+            m = re.match(r'\s*version\s*=\s*"([^"]*)"', line)
+            if m:
+                found[section] = m.group(1)
+            elif re.match(r"\s*version\s*(\.\s*workspace\s*=\s*true|=\s*\{\s*workspace\s*=\s*true)", line):
+                found[section] = "<workspace>"
+    version = found.get("package")
+    return found.get("workspace.package") if version == "<workspace>" else version
+
+
+def check_version(job: dict[str, Any], tag: str, source_dir: str | Path) -> str:
+    """The version, when the manifest's `[package] version` is the tag's; else PreflightError."""
+    name, manifest = job["platform"]["name"], job.get("manifest") or "Cargo.toml"
+    expected = expected_version(tag, name)
+    path = Path(source_dir).joinpath(*PurePosixPath(manifest).parts)
+    try:
+        found = manifest_version(path)
+    except (OSError, ValueError) as exc:  # tomllib.TOMLDecodeError is a ValueError
+        raise PreflightError(f"tag {tag}: {manifest} cannot be read ({exc}) (platform {name}); check "
+                             "project.manifest in farm.toml and the checkout") from None
+    if found is None:
+        raise PreflightError(f"tag {tag}: {manifest} has no [package] version (platform {name}); add "
+                             f'version = "{expected}" under [package]')
+    if found != expected:
+        raise PreflightError(f"tag {tag} expects version {expected} but {manifest} has version {found} "
+                             f"(platform {name}); bump {manifest} or tag the right commit")
+    return found
+
+
+# ---------------------------------------------------------------------------------- toolchain
+
+def check_toolchain(platform: dict[str, Any], needs_protoc: bool) -> list[Check]:
+    """What this platform's build needs on this machine, each item present or with its fix."""
+    checks: list[Check] = []
+    if platform.get("method") == "cross":
+        # cross brings the target, linker and (via Cross.toml) protoc inside its image.
+        checks.append(_program("cross", "cross", platform.get("fix_cross") or "cargo install cross --locked"))
+        checks.append(_container_engine(platform.get("fix_docker") or "install and start a Docker engine"))
+    else:
+        cargo = platform.get("cargo") or "cargo"
+        checks.append(_program("cargo", cargo, _rust_fix(platform, cargo, "cargo")))
+        # cargo runs $RUSTC when set, so that is the compiler whose target libraries count.
+        rustc = (platform.get("env") or {}).get("RUSTC") or os.environ.get("RUSTC") or "rustc"
+        rustc_check = _program("rustc", rustc, _rust_fix(platform, rustc, "env.RUSTC"))
+        checks += [rustc_check, _target(platform, rustc if rustc_check.ok else None)]
+        if platform.get("linker"):
+            linker = platform["linker"]
+            checks.append(_program("linker", linker, platform.get("fix_linker") or f"install {linker}"))
+        if needs_protoc:
+            fix = PROTOC_FIX.get(platform.get("os", ""), "install protoc (protobuf-compiler)")
+            checks.append(_program("protoc", "protoc", fix))
+    if platform.get("runner"):
+        runner = platform["runner"][0]
+        checks.append(_program("runner", runner, platform.get("fix_runner") or f"install {runner}"))
+    return checks
+
+
+def _program(name: str, program: str, fix: str) -> Check:
+    found = shutil.which(program)  # also checks a path with a folder in it directly
+    where = "not found" if os.path.dirname(program) else "not on PATH"
+    return Check(name, bool(found), f"{program} ({found or where})", fix)
+
+
+def _rust_fix(platform: dict[str, Any], program: str, field_name: str) -> str:
+    # An absolute compiler path means a system (Debian) toolchain, which fix_target installs.
+    if os.path.isabs(program) and platform.get("fix_target"):
+        return (f"{platform['fix_target']} (or set platforms.{platform['name']}.{field_name} in "
+                "farm.toml to where it is installed)")
+    return "install Rust from https://rustup.rs and put cargo and rustc on the worker's PATH"
+
+
+def _target(platform: dict[str, Any], rustc: str | None) -> Check:
+    target = platform["target"]
+    fix = platform.get("fix_target") or f"rustup target add {target}"
+    if rustc is None:
+        return Check("target", False, f"{target} (no rustc to ask)", fix)
+    env = {**os.environ, **(platform.get("env") or {})}
+    try:  # the sysroot, not rustup, is the truth: Debian's /usr/bin/rustc has sysroot /usr
+        result = subprocess.run([rustc, "--print", "sysroot"], check=False, stdin=subprocess.DEVNULL,
+                                env=env, capture_output=True, text=True, timeout=RUSTC_TIMEOUT)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return Check("target", False, f"{target} ({rustc} --print sysroot failed: {exc})", fix)
+    if result.returncode != 0:
+        why = (result.stderr.strip().splitlines() or ["no output"])[-1]
+        return Check("target", False, f"{target} ({rustc} --print sysroot failed: {why})", fix)
+    lib = Path(result.stdout.strip()) / "lib" / "rustlib" / target / "lib"
+    return Check("target", lib.is_dir(), f"{target} ({lib if lib.is_dir() else f'no {lib}'})", fix)
+
+
+def _container_engine(fix: str) -> Check:
+    # A docker CLI alone is not enough: cross needs an engine that answers.
+    engine = os.environ.get("CROSS_CONTAINER_ENGINE") or "docker"
+    path = shutil.which(engine)
+    if not path:
+        return Check("docker", False, f"{engine} (not on PATH)", fix)
+    try:
+        code = subprocess.run([path, "info"], check=False, stdin=subprocess.DEVNULL,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              timeout=DOCKER_TIMEOUT).returncode
+        why = f"`{engine} info` exited {code}: no running engine"
+    except subprocess.TimeoutExpired:
+        code, why = -1, f"`{engine} info` got no answer within {DOCKER_TIMEOUT} s"
+    except OSError as exc:
+        code, why = -1, f"`{engine} info` could not run: {exc}"
+    return Check("docker", code == 0, f"{engine} engine ({path if code == 0 else why})", fix)
+
+
+# -------------------------------------------------------------------------------------- build
+
+def build_argv(platform: dict[str, Any], manifest: str = "Cargo.toml") -> list[str]:
+    """The build command for this platform: cargo (or cross) build --release --locked ..."""
+    program = "cross" if platform.get("method") == "cross" else (platform.get("cargo") or "cargo")
+    argv = [program, "build", "--release", "--locked", "--no-default-features",
+            "--target", platform["target"]]
+    if PurePosixPath(manifest) != PurePosixPath("Cargo.toml"):
+        argv += ["--manifest-path", manifest]
+    return argv
+
+
+def _is_abs(path: str) -> bool:
+    # The master computes worker paths, and a Linux master may serve a Windows worker.
+    return posixpath.isabs(path) or ntpath.isabs(path)
+
+
+def build_env(platform: dict[str, Any], source_dir: str | Path, source_date_epoch: int,
+              cargo_home: str | None = None) -> dict[str, str]:
+    """Environment for the build: platform env, SOURCE_DATE_EPOCH, and path-remapping RUSTFLAGS.
+
+    `source_dir` (and `cargo_home`) are absolute paths on the worker. Leave `cargo_home` None
+    only when running on the worker: it then comes from $CARGO_HOME or ~/.cargo here.
+    """
+    source = str(source_dir)
+    if cargo_home is None:
+        cargo_home = os.environ.get("CARGO_HOME") or os.path.join(os.path.expanduser("~"), ".cargo")
+    for path in (source, cargo_home):
+        if not _is_abs(path):
+            raise ValueError(f"build_env needs absolute worker paths, got {path!r}")
+    # Remapping keeps the worker's folders out of panic messages and debug info, so two
+    # workers build the same bytes. rustc applies the last matching remap: cargo home wins.
+    flags = [f"--remap-path-prefix={source}=/build", f"--remap-path-prefix={cargo_home}=/cargo",
+             *platform.get("rustflags", [])]
+    env = dict(platform.get("env") or {})
+    env["SOURCE_DATE_EPOCH"] = str(int(source_date_epoch))
+    if any(any(c.isspace() for c in flag) for flag in flags):
+        env["CARGO_ENCODED_RUSTFLAGS"] = "\x1f".join(flags)  # RUSTFLAGS would split a spaced path
+    else:
+        env["RUSTFLAGS"] = " ".join(flags)
+    return env
+
+
+# -------------------------------------------------------------------------------- smoke, size
+
+def version_in_output(version: str, output: str) -> bool:
+    """Whether `version` appears as a whole version (0.1.0 is not in 10.1.0 or 0.1.0-rc.1)."""
+    pattern = r"(?<![0-9.])" + re.escape(version) + r"(?![0-9]|[.-][0-9A-Za-z])"
+    return re.search(pattern, output) is not None
+
+
+def smoke_test(job: dict[str, Any], tag: str, bin_dir: str | Path) -> list[SmokeResult]:
+    """Run each binary's declared smoke command; each must exit 0 and print the tag's version."""
+    platform = job["platform"]
+    version = expected_version(tag, platform["name"])
+    runner = list(platform.get("runner") or [])
+    env = dict(os.environ)
+    if any("wine" in part.lower() for part in runner):
+        env["WINEDEBUG"] = "-all"  # Wine's fixme chatter would bury the binary's own output
+    results = []
+    for binary in job["binaries"]:
+        fname = binary["name"] + (platform.get("exe_suffix") or "")
+        path = Path(bin_dir).resolve() / fname
+        if not path.is_file():
+            results.append(SmokeResult(fname, False, f"missing from {path.parent}"))
+        elif not binary.get("smoke"):  # null (or []) in the job: never run it bare
+            results.append(SmokeResult(fname, True, "not run (declared unsafe to run bare)"))
+        else:
+            results.append(_smoke_one(fname, runner + [str(path)] + list(binary["smoke"]), version, env))
+    return results
+
+
+def _smoke_one(fname: str, argv: list[str], version: str, env: dict[str, str]) -> SmokeResult:
+    # Output goes to a file, not a pipe: a daemon the runner starts (wineserver) could hold a
+    # pipe open past the timeout. An empty scratch folder keeps stray writes out of the tree.
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryDirectory() as scratch:
+        try:
+            code: int | None = subprocess.run(argv, check=False, stdin=subprocess.DEVNULL, stdout=out,
+                                              stderr=subprocess.STDOUT, env=env, cwd=scratch,
+                                              timeout=SMOKE_TIMEOUT).returncode
+            note = f"exit {code}"
+        except subprocess.TimeoutExpired:
+            code, note = None, f"did not finish within {SMOKE_TIMEOUT} s"
+        except OSError as exc:
+            code, note = None, f"could not be started ({exc})"
+        out.seek(0)
+        output = out.read().decode("utf-8", "replace")
+    if code == 0 and not version_in_output(version, output):
+        return SmokeResult(fname, False, f"exit 0 but printed no version {version}", argv, output)
+    return SmokeResult(fname, code == 0, f"ok, printed {version}" if code == 0 else note, argv, output)
+
+
+def binary_sizes(job: dict[str, Any], tag: str, bin_dir: str | Path) -> list[tuple[str, int]]:
+    """(file name, bytes) of every declared binary; PreflightError when one is missing."""
+    suffix = job["platform"].get("exe_suffix") or ""
+    sizes = []
+    for binary in job["binaries"]:
+        path = Path(bin_dir) / (binary["name"] + suffix)
+        if not path.is_file():
+            raise PreflightError(f"{_ctx(job, tag)}: binary {path.name} is missing from {path.parent}; "
+                                 "check the build step's log")
+        sizes.append((path.name, path.stat().st_size))
+    return sizes
+
+
+def size_problem(job: dict[str, Any], tag: str, sizes: list[tuple[str, int]]) -> str | None:
+    """The error for the binaries over the platform's size limit, or None when all fit."""
+    platform = job["platform"]
+    limit = platform["size_limit_bytes"]
+    over = [f"{name} is {_mb(size)} MB" for name, size in sizes if size > limit]
+    if not over:
+        return None
+    return (f"{_ctx(job, tag)}: {', '.join(over)}, over the {_mb(limit)} MB limit; shrink the binary "
+            f"or raise platforms.{platform['name']}.size_limit_mb in farm.toml")
+
+
+def _mb(size: int) -> str:
+    return f"{size / 1024 / 1024:.1f}".removesuffix(".0")
+
+
+# ---------------------------------------------------------------------------------------- CLI
+
+def _cmd_version(args: argparse.Namespace) -> int:
+    job = load_job(args.job)
+    version = check_version(job, args.tag, Path.cwd())
+    print(f"ok: tag {args.tag} matches {job.get('manifest') or 'Cargo.toml'} version {version} "
+          f"(platform {job['platform']['name']})")
+    return 0
+
+
+def _cmd_toolchain(args: argparse.Namespace) -> int:
+    job = load_job(args.job)
+    platform = job["platform"]
+    print(f"toolchain for platform {platform['name']} (target {platform['target']}, method "
+          f"{platform.get('method', 'cargo')}) on {host.node()}:")
+    checks = check_toolchain(platform, bool(job.get("needs_protoc")))
+    for check in checks:
+        print(check.line())
+    missing = [c.name for c in checks if not c.ok]
+    if missing:
+        tag = f"tag {args.tag}, " if args.tag else ""
+        raise PreflightError(f"{tag}platform {platform['name']}: worker {host.node()} lacks "
+                             f"{', '.join(missing)}; run the fix commands above on it, then rebuild")
+    return 0
+
+
+def _cmd_build_command(args: argparse.Namespace) -> int:
+    job = load_job(args.job)
+    print(json.dumps(build_argv(job["platform"], job.get("manifest") or "Cargo.toml")))
+    return 0
+
+
+def _cmd_build_env(args: argparse.Namespace) -> int:
+    job = load_job(args.job)
+    print(json.dumps(build_env(job["platform"], Path.cwd(), args.epoch), sort_keys=True))
+    return 0
+
+
+def _cmd_smoke(args: argparse.Namespace) -> int:
+    job = load_job(args.job)
+    results = smoke_test(job, args.tag, args.bin_dir)
+    for r in results:
+        print(f"{'ok  ' if r.ok else 'FAIL'} {r.binary}: {r.note}")
+        if r.argv:
+            print(f"     $ {' '.join(r.argv)}")
+            print("".join(f"     | {line}\n" for line in r.output.splitlines()), end="")
+    failed = [f"{r.binary} ({r.note})" for r in results if not r.ok]
+    if failed:
+        raise PreflightError(f"{_ctx(job, args.tag)}: smoke test failed for {'; '.join(failed)}; see the "
+                             "output above: fix the binary, or its smoke command in farm.toml "
+                             "[project.binaries]")
+    return 0
+
+
+def _cmd_size(args: argparse.Namespace) -> int:
+    job = load_job(args.job)
+    sizes = binary_sizes(job, args.tag, args.bin_dir)
+    limit = job["platform"]["size_limit_bytes"]
+    print(f"{'binary':<40} {'size':>10}  (limit {_mb(limit)} MB, platform {job['platform']['name']})")
+    for name, size in sizes:
+        print(f"{name:<40} {_mb(size):>7} MB{'  OVER' if size > limit else ''}")
+    problem = size_problem(job, args.tag, sizes)
+    if problem:
+        raise PreflightError(problem)
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="preflight.py", description=(__doc__ or "").split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    commands = [("version", _cmd_version, "check the manifest's version against the tag", True),
+                ("toolchain", _cmd_toolchain, "check this machine has what the build needs", False),
+                ("build-command", _cmd_build_command, "print the build argv as JSON", True),
+                ("build-env", _cmd_build_env, "print the build environment as JSON", True),
+                ("smoke", _cmd_smoke, "run each binary's smoke command", True),
+                ("size", _cmd_size, "check binary sizes against the platform limit", True)]
+    for name, func, text, tag_required in commands:
+        p = sub.add_parser(name, help=text)
+        p.add_argument("job")
+        p.add_argument("--tag", required=tag_required)
+        if name in ("smoke", "size"):
+            p.add_argument("--bin-dir", required=True)
+        if name == "build-env":
+            p.add_argument("--epoch", required=True, type=int)
+        p.set_defaults(func=func)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one subcommand; expected failures print one `error: ` line and return 1."""
+    args = _parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except PreflightError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+    except OSError as exc:
+        tag = f" (tag {args.tag})" if getattr(args, "tag", None) else ""
+        print(f"error: preflight.py {args.command}{tag}: {exc}; check the worker's disk and "
+              "permissions, then rebuild", file=sys.stderr)
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
