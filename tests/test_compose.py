@@ -89,7 +89,8 @@ def compose(builder_image: str, tmp_path: Path) -> Iterator[tuple[Compose, Local
 
 
 def master_up(farm: LocalFarm) -> None:
-    farm.wait(lambda: urllib.request.urlopen(f"{farm.url}api/v2/masters", timeout=5).status == 200, 300,
+    # A long timeout: see the HEALTHCHECK note in deploy/Dockerfile.
+    farm.wait(lambda: urllib.request.urlopen(f"{farm.url}api/v2/masters", timeout=60).status == 200, 400,
               "the composed master's web UI")
 
 

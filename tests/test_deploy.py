@@ -53,8 +53,9 @@ def test_compose_file_parses_and_wires_the_three_services() -> None:
         assert service["image"].startswith("${VELOFARM_"), name  # built here by `velofarm image deploy`
         assert not any("docker.sock" in v for v in service.get("volumes", [])), name  # no host engine socket
     # The build engine shares only its socket with the master; it sees no secret and no master folder.
-    assert services["engine"]["privileged"] is True
-    assert set(services["engine"]["volumes"]) == {"engine-data:/var/lib/docker", "engine-socket:/run/engine"}
+    assert set(services["engine"]["cap_add"]) == {"SYS_ADMIN", "NET_ADMIN"}
+    assert set(services["engine"]["volumes"]) == {"engine-data:/var/lib/docker", "engine-socket:/run/engine",
+                                                  "/sys/fs/cgroup:/sys/fs/cgroup:rw"}
     assert "engine-socket:/run/engine" in services["master"]["volumes"]
     for volume in services["master"]["volumes"]:
         source = volume.split(":")[0]

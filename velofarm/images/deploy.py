@@ -27,7 +27,7 @@ def master_wheels(dest: Path, progress: Progress) -> None:
     """velofarm itself and every dependency (with the postgres extra) as wheels."""
     run_stage("image     [1/3] pip wheel velofarm[postgres] (wheels for the master image)",
               [sys.executable, "-m", "pip", "wheel", "--quiet", "--wheel-dir", str(dest), f"{REPO}[postgres]"],
-              progress, timeout=1200)
+              progress, timeout=1200, env={"SOURCE_DATE_EPOCH": "315532800"})  # the same source, the same wheel
     if not any(dest.glob("velofarm-*.whl")):
         raise ImageError(f"pip wheel {REPO}: no velofarm wheel in {dest}")
 

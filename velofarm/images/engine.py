@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from collections.abc import Callable, Sequence
@@ -43,12 +44,13 @@ def image_id(ref: str) -> str:
 
 
 def run_stage(what: str, argv: Sequence[str], progress: Progress, *, input_file: str | None = None,
-              timeout: float = 3600) -> str:
+              timeout: float = 3600, env: dict[str, str] | None = None) -> str:
     """Run one stage's command; its output is kept for the error, not streamed (one line per stage)."""
     progress(what)
     stdin = open(input_file, "rb") if input_file else subprocess.DEVNULL  # noqa: SIM115
     try:
-        out = subprocess.run(list(argv), stdin=stdin, capture_output=True, check=False, timeout=timeout)
+        out = subprocess.run(list(argv), stdin=stdin, capture_output=True, check=False, timeout=timeout,
+                             env={**os.environ, **env} if env else None)
     except subprocess.TimeoutExpired:
         raise ImageError(f"{what}: no end after {timeout:.0f} s ({' '.join(argv[:3])} ...)") from None
     finally:
