@@ -23,7 +23,8 @@ test-fast: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check velofarm tests
-	$(VENV)/bin/mypy velofarm/spec.py velofarm/platforms.py velofarm/semver.py velofarm/release velofarm/pack.py
+	$(VENV)/bin/mypy --strict velofarm/spec velofarm/tags velofarm/release velofarm/worker_tools \
+	    velofarm/publish velofarm/artifacts velofarm/buildmaster/farmplan.py velofarm/cli/farmlist.py
 
 bench: $(STAMP)
 	$(PY) -m bench.run

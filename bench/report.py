@@ -93,7 +93,7 @@ def verify_metrics(raw: dict[str, Any]) -> dict[str, Any]:
                                    ratio >= 0.8, "verify", sha256sum_mibs=round(raw["sha256sum_mibs"], 1),
                                    archive_mib=raw["mib"],
                                    note="velofarm = archive bytes / time of the release step's work "
-                                        "(release-assemble); baseline = one hashlib pass")}
+                                        "(velofarm.release.assemble); baseline = one hashlib pass")}
 
 
 def workers20_metrics(raw: dict[str, Any]) -> dict[str, Any]:

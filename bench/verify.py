@@ -1,7 +1,7 @@
 """The release step's SHA-256 work against hashlib's single-stream speed (and sha256sum's).
 
 Two platforms' archives of ARCHIVE_MIB each sit in an artifact store, as the farm leaves them.
-velofarm: what the coordinator's "verify and assemble" step runs (`velofarm release-assemble`:
+velofarm: what the coordinator's "verify and assemble" step runs (`python -m velofarm.release.assemble`:
 assemble_release, one SHA-256 pass per archive), timed in-process, as archive bytes per second.
 Baseline: one hashlib.sha256 pass over the same files, 1 MiB reads. All from the page cache.
 """

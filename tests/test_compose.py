@@ -13,7 +13,7 @@ from typing import Iterator
 
 import pytest
 from conftest import FARM_TOML, REPO, need, need_docker
-from farmtools import release_builds, wait_release_of
+from support.farmtools import release_builds, wait_release_of
 
 from velofarm.cli.localfarm import EXAMPLE, LocalFarm, free_port, git
 from velofarm.images.deploy import build_deploy_images

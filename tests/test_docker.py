@@ -10,7 +10,7 @@ from typing import Any, Callable, Iterator
 
 import pytest
 from conftest import FARM_TOML, need_docker
-from farmtools import step_log, steps, wait_release_of
+from support.farmtools import step_log, steps, wait_release_of
 
 from velofarm.cli.localfarm import LocalFarm, write_farm
 from velofarm.images.engine import image_id

@@ -75,7 +75,7 @@ def test_a_docker_worker_cannot_serve_a_macos_platform(tmp_path: Path) -> None:
 
 
 def test_a_docker_worker_with_max_builds_is_that_many_latent_workers(tmp_path: Path) -> None:
-    from velofarm.buildmaster.workers import buildbot_worker_names
+    from velofarm.buildmaster.farmplan import buildbot_worker_names
     spec = spec_with(tmp_path, docker_host="unix:///var/run/docker.sock", image=IMAGE, max_builds=3)
     assert buildbot_worker_names(spec.workers["linux-docker-2"]) == ["linux-docker-2", "linux-docker-2-2",
                                                                      "linux-docker-2-3"]

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from github_standin import TOKEN, GitHubStandIn, StoredAsset
+from support.github_records import StoredAsset
+from support.github_standin import TOKEN, GitHubStandIn
 
 from velofarm.errors import PublishError
 from velofarm.publish.github import GitHubPublisher, PublishOutcome

@@ -205,8 +205,10 @@ def test_tools_run_with_the_platforms_python(platform: str) -> None:
                                                "stage", "archive", "checksum"}
     for s in tool_steps:
         assert s["command"][0] == python, s["name"]
-    for name in ("stage", "archive", "checksum"):
-        assert step(platform, name)["command"][:2] == [python, "../tools/pack.py"]
+    scripts = {"version check": "preflight.py", "toolchain check": "preflight.py", "smoke test": "gates.py",
+               "size gate": "gates.py", "stage": "stage.py", "archive": "pack.py", "checksum": "pack.py"}
+    for name, script in scripts.items():
+        assert step(platform, name)["command"][:2] == [python, f"../tools/{script}"]
 
 
 @pytest.mark.parametrize("platform", PLATFORMS)

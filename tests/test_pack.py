@@ -1,4 +1,4 @@
-"""The packer: stage -> deterministic archive -> checksum, as a worker runs it."""
+"""Staging and packing: stage.py -> deterministic archive -> checksum (pack.py), as a worker runs them."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from velofarm.worker_tools import pack
+from velofarm.worker_tools import pack, stage
 
 TAG = "v0.1.0"
 EPOCH = 1767225600  # 2026-01-01T00:00:00Z
@@ -68,7 +68,7 @@ def make_tree(root: Path, reverse: bool = False, mtime: int = 1_000_000_000, uma
 def staged(root: Path, job: dict[str, Any] | None = None) -> Path:
     job = job or make_job()
     name = f"{job['project']}-{TAG}-{job['platform']['target']}"
-    return pack.stage(job, TAG, root / "src", root / "bin", root / "out", name)
+    return stage.stage(job, TAG, root / "src", root / "bin", root / "out", name)
 
 
 @pytest.fixture
@@ -106,7 +106,7 @@ def test_stage_is_rerunnable_and_drops_stale_files(tree: Path) -> None:
 
 
 def assert_fails(tree: Path, *needles: str, job: dict[str, Any] | None = None) -> None:
-    with pytest.raises(pack.PackError) as info:
+    with pytest.raises(stage.StageError) as info:
         staged(tree, job)
     for needle in (TAG, "linux-x86_64", *needles):
         assert needle in str(info.value)
@@ -173,8 +173,8 @@ def test_cli_stage_error_is_one_line(tree: Path, capsys: pytest.CaptureFixture[s
     import json
     job_file = tree / "job.json"
     job_file.write_text(json.dumps({**make_job(), "ship": ["configs", "nope"]}))
-    code = pack.main(["stage", str(job_file), "--tag", TAG, "--name", "x-" + TAG, "--src", str(tree / "src"),
-                      "--bin-dir", str(tree / "bin"), "--out", str(tree / "out")])
+    code = stage.main([str(job_file), "--tag", TAG, "--name", "x-" + TAG, "--src", str(tree / "src"),
+                       "--bin-dir", str(tree / "bin"), "--out", str(tree / "out")])
     err = capsys.readouterr().err
     assert code == 1
     assert err.startswith("error: ") and err.count("\n") == 1

@@ -414,6 +414,8 @@ def test_missing_notes(release_dir: Path) -> None:
 def test_missing_or_broken_release_json(release_dir: Path) -> None:
     (release_dir / RELEASE_JSON).write_text("{", encoding="utf-8")
     assert len(problems := verify_release(release_dir)) == 1 and "not valid JSON" in problems[0]
+    (release_dir / RELEASE_JSON).write_text("[1]", encoding="utf-8")
+    assert len(problems := verify_release(release_dir)) == 1 and "not a JSON object" in problems[0]
     edit_path = release_dir / RELEASE_JSON
     edit_path.write_text(json.dumps({"tag": TAG}), encoding="utf-8")
     assert verify_release(release_dir) == [f"{edit_path}: field 'commit' is missing"]

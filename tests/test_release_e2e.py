@@ -15,7 +15,7 @@ from typing import Any, Iterator
 
 import pytest
 from conftest import FARM_TOML, need_host_toolchains
-from farmtools import archive_names, quiet_for, release_builds, step_log, steps, tags_released, wait_release_of
+from support.farmtools import archive_names, quiet_for, release_builds, step_log, steps, tags_released, wait_release_of
 
 from velofarm.cli.localfarm import LocalFarm, free_port, git, write_farm
 from velofarm.tags.webhook import signature_of
@@ -70,6 +70,33 @@ def test_pushed_tag_publishes_a_verified_release(farm: LocalFarm, v010: dict[str
     assert {p["name"] for p in meta["platforms"]} == set(TARGETS)
     notes = (release / "RELEASE_NOTES.md").read_text()
     assert all(t in notes for t in TARGETS.values()) and "musl" not in notes and "darwin" not in notes
+
+
+def test_notes_open_with_the_changelog_computed_before_any_build(farm: LocalFarm, v010: dict[str, Any]) -> None:
+    release = farm.root / "releases" / "v0.1.0"
+    notes = (release / "RELEASE_NOTES.md").read_text()
+    first = git("rev-parse", "--short", "v0.1.0^{commit}", cwd=farm.src)
+    assert "## What's changed (first release)" in notes and f"- velostream-mini (`{first}`)" in notes
+    assert "<release-url>" not in notes
+    meta = json.loads((release / "release.json").read_text())
+    assert f"- velostream-mini (`{first}`)" in meta["changelog"] and meta["previous_tag"] is None
+    for asset in meta["assets"]:  # the directory publisher without base_url: next to the notes
+        assert asset["url"] == asset["name"] and (release / asset["url"]).is_file()
+    names = [s["name"] for s in steps(farm, v010["buildid"])]
+    assert names.index("resolve tag") < names.index("changelog") < names.index("build platforms")
+    assert f"- velostream-mini (`{first}`)" in step_log(farm, v010["buildid"], "changelog")
+
+
+def test_plan_shows_which_workers_are_connected(farm: LocalFarm, v010: dict[str, Any]) -> None:
+    out = subprocess.run([sys.executable, "-m", "velofarm.cli.main", "plan", "v0.1.0", "--spec", str(farm.spec_path),
+                          "--repo", str(farm.remote)], capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
+    lines = {line.split()[0]: line for line in out.stdout.splitlines() if line.startswith("    ")}
+    assert set(lines) == set(TARGETS)
+    assert "local-linux-x86_64-1 (connected)" in lines["linux-x86_64"]
+    assert "local-linux-x86_64-2 (connected)" in lines["linux-x86_64"]
+    assert "velostream-v0.1.0-x86_64-pc-windows-gnu.zip" in lines["windows-x86_64-gnu"]
+    assert "connections unknown" not in out.stdout
 
 
 def test_archives_hold_the_binaries_and_every_declared_file(farm: LocalFarm, v010: dict[str, Any],

@@ -6,8 +6,8 @@ import hashlib
 from pathlib import Path
 
 import pytest
-from farmtools import all_step_logs, wait_release_of
-from github_standin import TOKEN, GitHubStandIn
+from support.farmtools import all_step_logs, wait_release_of
+from support.github_standin import TOKEN, GitHubStandIn
 
 pytestmark = pytest.mark.integration
 
@@ -33,6 +33,12 @@ def test_release_publishes_to_github_and_the_token_appears_nowhere(make_farm, tm
             digest = "sha256:" + hashlib.sha256(archive.read_bytes()).hexdigest()
             assert (archive.name, archive.stat().st_size, digest) in {a[:3] for a in release["assets"]}
         assert all(a[3] == "uploaded" for a in release["assets"])
+        # The notes link to what GitHub serves (its browser_download_url), and say what changed.
+        [stored] = gh.releases
+        served = {a.name: gh.asset_json(stored, a)["browser_download_url"] for a in stored.assets}
+        for name in [n for n in served if n.endswith((".tar.gz", ".zip"))] + ["SHA256SUMS"]:
+            assert served[name] in release["body"], name
+        assert "<release-url>" not in release["body"] and "## What's changed (first release)" in release["body"]
 
         # The token: not in any file of the master (logs, database, config), the workers, or a step log.
         leaks = []

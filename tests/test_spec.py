@@ -430,9 +430,37 @@ def test_github_publisher_needs_repo(tmp_path: Path) -> None:
         "velostreamai/velostream", "https://ghe.example/api/v3")
 
 
+@pytest.mark.parametrize("release,field,fix", [
+    ({"publisher": "gitea", "gitea_repo": "acme/velostream"}, "release.gitea_url", "needs a scheme"),
+    ({"publisher": "gitea", "gitea_url": "gitea.example.com", "gitea_repo": "a/b"}, "release.gitea_url",
+     '"https://gitea.example.com"'),
+    ({"publisher": "gitea", "gitea_url": "ftp://gitea.example.com", "gitea_repo": "a/b"}, "release.gitea_url",
+     "needs a scheme"),
+    ({"publisher": "gitea", "gitea_url": "https://g.example/api/v1", "gitea_repo": "a/b"}, "release.gitea_url",
+     'without /api/v1 (velofarm adds it): "https://g.example"'),
+    ({"publisher": "gitea", "gitea_url": "https://g.example"}, "release.gitea_repo", "OWNER/NAME"),
+    ({"publisher": "gitea", "gitea_url": "https://g.example", "gitea_repo": "a/b/c"}, "release.gitea_repo",
+     "OWNER/NAME"),
+    ({"publisher": "gitea", "gitea_url": "https://g.example", "gitea_repo": "a/b", "gitea_token_secret": ""},
+     "release.gitea_token_secret", "name the secret"),
+])
+def test_gitea_publisher_fields_are_checked(tmp_path: Path, release: dict[str, str], field: str, fix: str) -> None:
+    msg = refusal(tmp_path, lambda d: d.update(release=release))
+    assert f"{field}:" in msg and fix in msg
+
+
+def test_gitea_publisher_fields(tmp_path: Path) -> None:
+    data = copy.deepcopy(BASE)
+    data["release"] = {"publisher": "gitea", "gitea_url": "https://git.example.org/forge/",
+                       "gitea_repo": "acme/velostream"}
+    spec = parse(data, tmp_path)
+    assert (spec.release.gitea_url, spec.release.gitea_repo, spec.release.gitea_token_secret) == (
+        "https://git.example.org/forge", "acme/velostream", "gitea-token")
+
+
 def test_unknown_publisher_gets_suggestion(tmp_path: Path) -> None:
     msg = refusal(tmp_path, lambda d: d.update(release={"publisher": "githb"}))
-    assert "release.publisher: 'githb' is not one of directory, github (did you mean 'github'?)" in msg
+    assert "release.publisher: 'githb' is not one of directory, github, gitea (did you mean 'github'?)" in msg
 
 
 # ------------------------------------------------------------------------------------ master

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from farmtools import quiet_for, release_builds, wait_release_of
+from support.farmtools import quiet_for, release_builds, wait_release_of
 
 pytestmark = pytest.mark.integration
 

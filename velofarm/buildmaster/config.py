@@ -10,15 +10,14 @@ from buildbot.plugins import secrets, util
 
 from velofarm.buildmaster.changes import change_sources
 from velofarm.buildmaster.factories import platform_factory, release_factory
-from velofarm.buildmaster.schedulers import RELEASE_BUILDER, all_schedulers
+from velofarm.buildmaster.farmplan import CHANGE_SECRET, COORDINATOR, RELEASE_BUILDER, buildbot_worker_names
+from velofarm.buildmaster.schedulers import all_schedulers
 from velofarm.buildmaster.uploads import upload_service
 from velofarm.buildmaster.webhook import WebhookService
-from velofarm.buildmaster.workers import COORDINATOR, all_workers, buildbot_worker_names
+from velofarm.buildmaster.workers import all_workers
 from velofarm.buildmaster.www import WEBHOOK_SECRET, www_config
 from velofarm.secretstore import SecretStore
 from velofarm.spec.farm import Spec, load_spec
-
-CHANGE_SECRET = "change-source-password"
 
 
 def spec_path_for(basedir: Path, spec_path: str | Path | None) -> Path:

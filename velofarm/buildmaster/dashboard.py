@@ -21,7 +21,7 @@ from twisted.internet.threads import blockingCallFromThread
 from twisted.web import resource, server
 from twisted.web.static import NoRangeStaticProducer
 
-from velofarm.buildmaster.schedulers import RELEASE_BUILDER
+from velofarm.buildmaster.farmplan import RELEASE_BUILDER
 from velofarm.release.dashboard_data import (
     ALLOWED_PROPERTIES,
     BuildRecord,

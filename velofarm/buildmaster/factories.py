@@ -9,12 +9,14 @@ from typing import Any
 
 from buildbot.plugins import steps, util
 
+from velofarm.buildmaster.farmplan import platform_scheduler
 from velofarm.buildmaster.steps import PublishRelease, ReleaseTrigger, ResolveTag
 from velofarm.buildmaster.uploads import UploadArtifact
+from velofarm.publish.select import token_secret
 from velofarm.spec.farm import Spec
 from velofarm.spec.job import archive_name, build_job, stage_name
 from velofarm.spec.platforms import Platform
-from velofarm.worker_tools import pack, preflight, transfer
+from velofarm.worker_tools import gates, pack, preflight, stage, transfer
 
 TAG = util.Interpolate("%(prop:tag)s")
 TOOLS = "../tools"
@@ -69,7 +71,7 @@ def platform_factory(spec: Spec, platform: Platform, artifacts_root: Path) -> ut
     f.addStep(steps.RemoveDirectory(name="clean dist", dir="dist", hideStepIf=True))
     f.addStep(steps.StringDownload(json.dumps(build_job(spec, platform), indent=1), workerdest=JOB,
                                    name="send job", hideStepIf=True))
-    for module in (pack, preflight, transfer):
+    for module in (preflight, gates, stage, pack, transfer):
         f.addStep(steps.FileDownload(mastersrc=str(Path(module.__file__ or "")),
                                      workerdest=f"{TOOLS}/{Path(module.__file__ or '').name}",
                                      name=f"send {Path(module.__file__ or '').stem}", hideStepIf=True))
@@ -83,9 +85,9 @@ def platform_factory(spec: Spec, platform: Platform, artifacts_root: Path) -> ut
         extract_fn=_parse_build_env, haltOnFailure=True, workdir="build"))
     f.addStep(steps.ShellCommand(name="cargo build", command=preflight.build_argv(platform.to_json()),
                                  env=build_env(platform), haltOnFailure=True, workdir="build"))
-    f.addStep(_tool(platform, "smoke test", "preflight.py", "smoke", JOB, "--tag", TAG, "--bin-dir", bin_dir(platform)))
-    f.addStep(_tool(platform, "size gate", "preflight.py", "size", JOB, "--tag", TAG, "--bin-dir", bin_dir(platform)))
-    f.addStep(_tool(platform, "stage", "pack.py", "stage", JOB, "--tag", TAG, "--name", _stage_name(spec, platform), "--src", ".",
+    f.addStep(_tool(platform, "smoke test", "gates.py", "smoke", JOB, "--tag", TAG, "--bin-dir", bin_dir(platform)))
+    f.addStep(_tool(platform, "size gate", "gates.py", "size", JOB, "--tag", TAG, "--bin-dir", bin_dir(platform)))
+    f.addStep(_tool(platform, "stage", "stage.py", JOB, "--tag", TAG, "--name", _stage_name(spec, platform), "--src", ".",
                     "--bin-dir", bin_dir(platform), "--out", "../dist"))
     f.addStep(_tool(platform, "archive", "pack.py", "archive", util.Interpolate("../dist/%(kw:s)s", s=_stage_name(spec, platform)),
                     "--format", platform.archive, "--epoch", util.Interpolate("%(prop:source_date_epoch)s"),
@@ -99,9 +101,9 @@ def platform_factory(spec: Spec, platform: Platform, artifacts_root: Path) -> ut
     return f
 
 
-def velofarm_command(*args: object) -> list[object]:
-    """Run the velofarm face with the master's own interpreter (the coordinator runs on the master)."""
-    return [sys.executable, "-m", "velofarm.cli.main", *args]
+def assemble_command(*args: object) -> list[object]:
+    """The assembler's entry point, with the master's own interpreter (the coordinator runs on the master)."""
+    return [sys.executable, "-m", "velofarm.release.assemble", *args]
 
 
 def release_factory(spec: Spec, artifacts_root: Path, staging_root: Path) -> util.BuildFactory:
@@ -110,8 +112,15 @@ def release_factory(spec: Spec, artifacts_root: Path, staging_root: Path) -> uti
     spec_path = str(spec.path)
     f.addStep(ResolveTag(name="resolve tag", repo_url=spec.repo_url, tag_pattern=spec.release.tag_pattern,
                          haltOnFailure=True))
+    # The notes' changelog, before any build: a CHANGELOG.md without the version's section stops
+    # the release here, not after every platform was built. Its log shows what the notes will say.
+    git_cache = str(staging_root.parent / "git-cache")
+    f.addStep(steps.ShellCommand(
+        name="changelog", haltOnFailure=True,
+        command=[sys.executable, "-m", "velofarm.release.changelog", "--spec", spec_path, "--tag", TAG,
+                 "--commit", util.Property("tag_commit"), "--git-cache", git_cache]))
     f.addStep(ReleaseTrigger(
-        name="build platforms", schedulerNames=[f"platform-{name}" for name in spec.platforms],
+        name="build platforms", schedulerNames=[platform_scheduler(name) for name in spec.platforms],
         waitForFinish=True, haltOnFailure=True,
         sourceStamps=[{"codebase": "", "repository": spec.repo_url, "branch": TAG, "project": "",
                        "revision": util.Property("tag_commit")}],
@@ -119,12 +128,10 @@ def release_factory(spec: Spec, artifacts_root: Path, staging_root: Path) -> uti
     staging = util.Interpolate(f"{staging_root}/%(prop:tag)s-%(prop:buildnumber)s")
     f.addStep(steps.ShellCommand(
         name="verify and assemble", haltOnFailure=True,
-        command=velofarm_command("release-assemble", "--spec", spec_path, "--tag", TAG,
-                                 "--commit", util.Property("tag_commit"), "--artifacts", str(artifacts_root),
-                                 "--out", staging)))
+        command=assemble_command("--spec", spec_path, "--tag", TAG, "--commit", util.Property("tag_commit"),
+                                 "--artifacts", str(artifacts_root), "--out", staging, "--git-cache", git_cache)))
     f.addStep(PublishRelease(name="publish", spec_path=spec_path, directory=staging,
-                             token=util.Secret(spec.release.github_token_secret)
-                             if spec.release.publisher == "github" else None,
+                             token=util.Secret(secret) if (secret := token_secret(spec)) else None,
                              doStepIf=lambda step: not step.getProperty("dry_run", False), haltOnFailure=True))
     f.addStep(steps.RemoveDirectory(name="clean staging", dir=staging, alwaysRun=True, hideStepIf=True))
     return f

@@ -10,12 +10,11 @@ from buildbot.schedulers.forcesched import ValidationError
 from twisted.internet import defer, threads
 from twisted.python import log
 
+from velofarm.buildmaster.farmplan import FORCE_FORMS, RELEASE_BUILDER, TAG_SCHEDULER, platform_scheduler
 from velofarm.errors import VelofarmError
 from velofarm.spec.farm import Spec
 from velofarm.tags.gitrefs import tag_commit
 from velofarm.tags.tagpolicy import decide
-
-RELEASE_BUILDER = "release"
 
 
 class TagScheduler(schedulers.AnyBranchScheduler):
@@ -79,8 +78,7 @@ class TagParameter(util.StringParameter):
 def force_schedulers(spec: Spec) -> list[Any]:
     """Two forms: a dry run (builds and verifies, publishes nowhere) and a publishing release."""
     result = []
-    for name, label, dry in (("release-dry-run", "Dry run (build and verify, publish nothing)", True),
-                             ("release", "Release (build, verify and publish)", False)):
+    for name, label, dry in FORCE_FORMS:
         result.append(schedulers.ForceScheduler(
             name=name, label=label, buttonName="Start" if dry else "Publish release",
             builderNames=[RELEASE_BUILDER],
@@ -95,8 +93,8 @@ def force_schedulers(spec: Spec) -> list[Any]:
 
 
 def all_schedulers(spec: Spec) -> list[Any]:
-    result: list[Any] = [TagScheduler(name="tags", tag_pattern=spec.release.tag_pattern,
+    result: list[Any] = [TagScheduler(name=TAG_SCHEDULER, tag_pattern=spec.release.tag_pattern,
                                       builderNames=[RELEASE_BUILDER])]
-    result += [schedulers.Triggerable(name=f"platform-{p.name}", builderNames=[p.builder_name])
+    result += [schedulers.Triggerable(name=platform_scheduler(p.name), builderNames=[p.builder_name])
                for p in spec.platforms.values()]
     return result + force_schedulers(spec)

@@ -17,26 +17,19 @@ from buildbot.plugins import util, worker
 from twisted.internet import defer, threads
 from twisted.python import failure, log
 
+from velofarm.buildmaster.farmplan import COORDINATOR, COORDINATOR_MAX_BUILDS, buildbot_worker_names
 from velofarm.secretstore import worker_secret_name
 from velofarm.spec.docker import DockerSettings
-from velofarm.spec.farm import Spec, Worker
+from velofarm.spec.farm import Spec
 
-COORDINATOR = "release-coordinator"
 CONTAINER_HOME = "/home/builder"
 PASSWORD_FILE = ".worker-password"  # images/builder/start-worker.sh reads and deletes it
 # A container that starts but never connects (wrong master address, a firewall) fails after this.
 CONNECT_TIMEOUT = 120
 
 
-def buildbot_worker_names(w: Worker) -> list[str]:
-    """A Docker worker with max_builds N is N latent workers (one container, one build each)."""
-    if w.docker is None or w.max_builds == 1:
-        return [w.name]
-    return [w.name] + [f"{w.name}-{i}" for i in range(2, w.max_builds + 1)]
-
-
 def all_workers(spec: Spec, secrets_dir: str = "") -> list[Any]:
-    result: list[Any] = [worker.LocalWorker(COORDINATOR, max_builds=64)]
+    result: list[Any] = [worker.LocalWorker(COORDINATOR, max_builds=COORDINATOR_MAX_BUILDS)]
     for w in spec.workers.values():
         props = {"velofarm_platforms": list(w.platforms)}
         if w.docker is None:

@@ -19,7 +19,7 @@ from twisted.internet import defer
 
 from velofarm.buildmaster.auth import HashedPasswordAuth, RolesFromFarmUsers, RolesFromGitHubTeams
 from velofarm.buildmaster.dashboard import mount_downloads, releases_dashboard
-from velofarm.buildmaster.schedulers import RELEASE_BUILDER
+from velofarm.buildmaster.farmplan import RELEASE_BUILDER
 from velofarm.errors import SpecError
 from velofarm.secretstore import SecretStore
 from velofarm.spec.farm import Spec

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import shutil
+import signal
 import sys
 import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +23,9 @@ from velofarm.worker_tools.preflight import check_toolchain
 
 MARKER = ".velofarm-demo"
 TAG = "v0.1.0"
+UNREACHABLE_AFTER = 30.0  # seconds without an answer from the master before the demo gives up
+# A busy master can reset a connection, cut an answer short (IncompleteRead, half a JSON) or time out.
+TRANSIENT = (OSError, http.client.HTTPException, ValueError)
 
 
 def buildable_platforms(spec: Spec) -> tuple[list[str], dict[str, list[str]]]:
@@ -69,7 +78,17 @@ def container_platforms(spec: Spec) -> tuple[list[str], dict[str, list[str]]]:
 
 
 def run_demo(directory: Path, once: bool, spec_template: Path, use_docker: bool = True) -> int:
-    directory = directory.resolve()
+    """The demo; SIGINT, SIGTERM and SIGHUP stop it, and the master and workers it started."""
+    with stop_signals_raise():
+        try:
+            return _run_demo(directory.resolve(), once, spec_template, use_docker)
+        except Stopped as stop:
+            print(f"stopped   by {signal.Signals(stop.signum).name}: the master and workers are stopped",
+                  file=sys.stderr)
+            return 128 + stop.signum
+
+
+def _run_demo(directory: Path, once: bool, spec_template: Path, use_docker: bool) -> int:
     spec = load_spec(spec_template)
     image = container_image(use_docker)
     platforms, skipped = container_platforms(spec) if image else buildable_platforms(spec)
@@ -83,53 +102,123 @@ def run_demo(directory: Path, once: bool, spec_template: Path, use_docker: bool 
     farm = write_farm(directory, spec_template, platforms, docker_image=image)
     farm.init_repo()
     print(f"building  {', '.join(platforms)} in {directory}")
+    master = MasterPoller(farm.url, farm.master_dir / "twistd.log")
     try:
         farm.start_all()
-        print(f"web UI    {farm.url}")
+        print(f"web UI    {farm.url}", flush=True)
         started = time.monotonic()
         farm.push_tag(TAG)
-        print(f"pushed    {TAG} to {farm.remote}")
-        release = watch(farm, platforms, started)
-        status = report(farm, platforms, release, time.monotonic() - started)
+        print(f"pushed    {TAG} to {farm.remote}", flush=True)
+        release = watch(master, platforms, started)
+        status = report(master, farm, platforms, release, time.monotonic() - started)
         if once:
             return status
-        print(f"\nThe master keeps running: {farm.url} (Ctrl-C stops it)")
+        print(f"\nThe master keeps running: {farm.url} (Ctrl-C stops it)", flush=True)
         while True:
             time.sleep(3600)
-    except KeyboardInterrupt:
-        return 130
     finally:
-        farm.stop_all()
+        with signals_ignored():  # a second Ctrl-C must not cut the clean-up short
+            farm.stop_all()
 
 
-def _latest(farm: LocalFarm, builder: str) -> dict[str, Any] | None:
-    builds = farm.api(f"builders/{builder}/builds?order=-number&limit=1")["builds"]
+# -- stopping ---------------------------------------------------------------------------------
+
+class Stopped(BaseException):
+    """A stop signal arrived; a BaseException so no `except Exception` on the way swallows it."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+STOP_SIGNALS = [s for s in (getattr(signal, n, None) for n in ("SIGINT", "SIGTERM", "SIGHUP")) if s is not None]
+
+
+@contextmanager
+def stop_signals_raise() -> Iterator[None]:
+    """Each stop signal raises Stopped in the main thread, so `finally` stops what was started."""
+    def stop(signum: int, _frame: object) -> None:
+        raise Stopped(signum)
+    previous = {s: signal.signal(s, stop) for s in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+@contextmanager
+def signals_ignored() -> Iterator[None]:
+    previous = {s: signal.signal(s, signal.SIG_IGN) for s in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+# -- watching ---------------------------------------------------------------------------------
+
+class MasterPoller:
+    """Reads the master's REST API; a failed poll (reset, cut answer, 5xx) is retried, and only a
+    master that stays unreachable for `give_up_after` seconds ends the demo."""
+
+    def __init__(self, url: str, log: Path, give_up_after: float = UNREACHABLE_AFTER,
+                 retry_every: float = 1.0, timeout: float = 10.0) -> None:
+        self.url, self.log = url, log
+        self.give_up_after, self.retry_every, self.timeout = give_up_after, retry_every, timeout
+
+    def get(self, path: str) -> Any:
+        failing_since: float | None = None
+        while True:
+            try:
+                with urllib.request.urlopen(f"{self.url}api/v2/{path}", timeout=self.timeout) as resp:
+                    return json.load(resp)
+            except urllib.error.HTTPError as exc:
+                exc.close()
+                if exc.code < 500:
+                    raise VelofarmError(f"the master at {self.url} answered {exc.code} to api/v2/{path}; "
+                                        f"see {self.log}") from None
+                error: Exception = exc
+            except TRANSIENT as exc:
+                error = exc
+            now = time.monotonic()
+            failing_since = now if failing_since is None else failing_since
+            if now - failing_since >= self.give_up_after:
+                raise VelofarmError(f"the master at {self.url} has not answered for {self.give_up_after:.0f} s "
+                                    f"(last: {error!r}); the demo stops; see {self.log}") from None
+            time.sleep(self.retry_every)
+
+
+def _latest(master: MasterPoller, builder: str) -> dict[str, Any] | None:
+    builds = master.get(f"builders/{builder}/builds?order=-number&limit=1")["builds"]
     return builds[0] if builds else None
 
 
-def watch(farm: LocalFarm, platforms: list[str], started: float) -> dict[str, Any]:
+def watch(master: MasterPoller, platforms: list[str], started: float) -> dict[str, Any]:
     """Print each platform's current step as it changes, until the release build ends."""
     shown: dict[str, str] = {}
     while True:
         for name in platforms:
-            build = _latest(farm, f"build-{name}")
+            build = _latest(master, f"build-{name}")
             if build is None:
                 continue
             state = build["state_string"]
             if not build["complete"]:
-                running = [st["name"] for st in farm.api(f"builds/{build['buildid']}/steps")["steps"]
+                running = [st["name"] for st in master.get(f"builds/{build['buildid']}/steps")["steps"]
                            if st["started_at"] and not st["complete"]]
                 state = running[0] if running else state
             if shown.get(name) != state:
                 shown[name] = state
                 print(f"{time.monotonic() - started:6.1f}s  {name:<20} {state}", flush=True)
-        release = _latest(farm, "release")
+        release = _latest(master, "release")
         if release and release["complete"]:
             return release
         time.sleep(0.3)
 
 
-def report(farm: LocalFarm, platforms: list[str], release: dict[str, Any], elapsed: float) -> int:
+def report(master: MasterPoller, farm: LocalFarm, platforms: list[str], release: dict[str, Any],
+           elapsed: float) -> int:
     folder = farm.root / "releases" / TAG
     if release["results"] != 0 or not folder.exists():
         print(f"\nFAILED    {TAG}: {release['state_string']} (see {farm.url}#/builders)", file=sys.stderr)
@@ -138,7 +227,7 @@ def report(farm: LocalFarm, platforms: list[str], release: dict[str, Any], elaps
     meta = json.loads((folder / "release.json").read_text())
     print(f"\nreleased  {TAG} in {elapsed:.1f} s: {folder}")
     for entry in meta["platforms"]:
-        build = _latest(farm, f"build-{entry['name']}") or {}
+        build = _latest(master, f"build-{entry['name']}") or {}
         took = (build.get("complete_at") or 0) - (build.get("started_at") or 0)
         print(f"  {entry['name']:<20} {entry['archive']:<52} {entry['size'] / 1048576:6.2f} MiB  "
               f"{entry['sha256'][:16]}  built in {took:.0f} s"

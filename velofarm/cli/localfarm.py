@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from velofarm.buildmaster.farmplan import CHANGE_SECRET
 from velofarm.cli.masterdir import buildbot_command, create_master
 from velofarm.onboard.workertac import WORKER_CMD, create_worker_dir
 from velofarm.secretstore import SecretStore, worker_secret_name
@@ -97,7 +98,7 @@ class LocalFarm:
         git("remote", "add", "origin", str(self.remote), cwd=self.src)
         git("push", "-q", "origin", "main", cwd=self.src)
         install_hook(self.remote, sys.executable, f"127.0.0.1:{self.pb_port}",
-                     self.secrets.path("change-source-password"), str(self.remote))
+                     self.secrets.path(CHANGE_SECRET), str(self.remote))
 
     def set_version(self, version: str) -> None:
         """Commit a new package version (Cargo.toml and Cargo.lock), as a release bump does."""
@@ -177,10 +178,13 @@ class LocalFarm:
         self.wait(lambda: self.connected_workers() >= set(self.workers), 60, "workers to connect")
 
     def stop_all(self) -> None:
+        """Stop the workers and the master, then anything still running in the farm's folder (a
+        build's cargo, a master caught half-started): nothing this farm started outlives it."""
         for name in self.workers:
             self.stop_worker(name)
         self.stop_master()
         self.stop_git_daemon()
+        kill_processes_under(self.root)
 
     # --- the REST API ----------------------------------------------------------------------
     def api(self, path: str) -> Any:
@@ -290,5 +294,64 @@ def write_farm(root: Path, template: Path, platforms: list[str], workers_per_pla
                      docker_workers=workers if docker_image else {})
     for worker in farm.workers:
         farm.secrets.generate(worker_secret_name(worker))
-    farm.secrets.generate("change-source-password")
+    farm.secrets.generate(CHANGE_SECRET)
     return farm
+
+
+def processes_under(root: Path) -> list[int]:
+    """Processes whose working folder or command line is inside `root`, other than this process and
+    its parents. Read from Linux's /proc; elsewhere the pid files are all there is, so []."""
+    proc, inside = Path("/proc"), str(root.resolve())
+    if not proc.is_dir():
+        return []
+    spared, pid = set(), os.getpid()
+    while pid > 1 and pid not in spared:  # this process and its parents (e.g. the demo's own --dir)
+        spared.add(pid)
+        try:
+            pid = int((proc / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            break
+    found = []
+    for entry in proc.iterdir():
+        if not entry.name.isdigit() or int(entry.name) in spared:
+            continue
+        try:
+            cwd = os.readlink(entry / "cwd")
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:  # gone, or not ours to read
+            continue
+        paths = [cwd, *(a.decode("utf-8", "replace") for a in argv)]
+        if any(p == inside or p.startswith(inside + os.sep) or f"={inside}{os.sep}" in p for p in paths):
+            found.append(int(entry.name))
+    return found
+
+
+def kill_processes_under(root: Path, grace: float = 5.0) -> list[int]:
+    """SIGTERM every process under `root`, SIGKILL those still there after `grace` seconds."""
+    pids = processes_under(root)
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pid in pids:
+            try:
+                os.kill(pid, sig)
+            except (ProcessLookupError, PermissionError):
+                pass
+        deadline = time.monotonic() + grace
+        while pids and time.monotonic() < deadline:
+            pids = [p for p in pids if _alive(p)]
+            time.sleep(0.1)
+        if not pids:
+            break
+    return pids
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie has exited; its parent has not reaped it yet
+        return (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False

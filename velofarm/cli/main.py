@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -21,6 +20,10 @@ def cmd_check(args: argparse.Namespace) -> int:
 
     from velofarm.cli.masterdir import buildbot_command, create_master
     spec = _spec(args)
+    if args.list:  # the farm as it will run; no master needed
+        from velofarm.cli.farmlist import farm_listing
+        sys.stdout.write(farm_listing(spec))
+        return 0
     print(f"{spec.path.name}: ok: {len(spec.platforms)} platforms, {len(spec.workers)} workers, "
           f"publisher {spec.release.publisher}")
     with tempfile.TemporaryDirectory(prefix="velofarm-check-") as tmp:
@@ -39,32 +42,6 @@ def cmd_master_create(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_resolve_tag(args: argparse.Namespace) -> int:
-    from velofarm.tags.gitrefs import tag_commit
-    from velofarm.tags.tagpolicy import decide
-    spec = _spec(args)
-    decision = decide(args.tag, spec.release.tag_pattern)
-    if not decision.release:
-        raise VelofarmError(decision.reason)
-    commit = tag_commit(spec.repo_url, decision.tag)
-    if commit is None:
-        raise VelofarmError(f"tag {decision.tag} does not exist in {spec.repo_url}; push it first")
-    print(commit)
-    return 0
-
-
-def cmd_release_assemble(args: argparse.Namespace) -> int:
-    from velofarm.release.assemble import assemble_release
-    spec = _spec(args)
-    out = assemble_release(spec, args.tag, args.commit, Path(args.artifacts), Path(args.out))
-    meta = json.loads((out / "release.json").read_text(encoding="utf-8"))
-    print(f"release {meta['tag']} assembled in {out}: every archive matches its .sha256; "
-          f"prerelease={meta['prerelease']}")
-    for asset in meta["assets"]:
-        print(f"  {asset['sha256']}  {asset['size']:>10}  {asset['name']}")
-    return 0
-
-
 def cmd_publish(args: argparse.Namespace) -> int:
     from velofarm.publish.directory import DirectoryPublisher
     from velofarm.release.verify import load_release
@@ -73,19 +50,32 @@ def cmd_publish(args: argparse.Namespace) -> int:
         if not args.dest:
             raise VelofarmError("--to directory needs --dest FOLDER")
         publisher = DirectoryPublisher(Path(args.dest))
+    elif args.to == "gitea":
+        from velofarm.publish.gitea import GiteaPublisher
+        if not args.url or not args.repo or not args.token_file:
+            raise VelofarmError("--to gitea needs --url https://GITEA-HOST, --repo OWNER/NAME and --token-file FILE")
+        publisher = GiteaPublisher(args.url, args.repo, read_token(args.token_file, "Gitea"))
     else:
         from velofarm.publish.github import GitHubPublisher
         if not args.repo or not args.token_file:
             raise VelofarmError("--to github needs --repo OWNER/NAME and --token-file FILE")
-        token = Path(args.token_file).read_text(encoding="utf-8").strip()
-        if not token:
-            raise VelofarmError(f"{args.token_file}: empty; put the GitHub token in it")
-        publisher = GitHubPublisher(args.repo, token, api_url=args.api_url)
+        publisher = GitHubPublisher(args.repo, read_token(args.token_file, "GitHub"), api_url=args.api_url)
     outcome = publisher.publish(release)
     print(f"{release.tag}: {outcome.state}: {outcome.location}")
     for action in outcome.actions:
         print(f"  {action}")
     return 0
+
+
+def read_token(path: str, forge: str) -> str:
+    """A token from a file (never from the command line, where `ps` and shell history would show it)."""
+    try:
+        token = Path(path).read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise VelofarmError(f"--token-file {path}: cannot read it ({exc.strerror})") from None
+    if not token:
+        raise VelofarmError(f"{path}: empty; put the {forge} token in it")
+    return token
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
@@ -119,18 +109,16 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--spec", default="farm.toml", help="the farm spec (default: ./farm.toml)")
         return p
 
-    add("check", cmd_check, "validate farm.toml, then run buildbot checkconfig on its master")
+    p = add("check", cmd_check, "validate farm.toml, then run buildbot checkconfig on its master")
+    p.add_argument("--list", action="store_true",
+                   help="print the farm as it will run (platforms, builders, workers, schedulers) instead")
     p = add("master-create", cmd_master_create, "create a master folder bound to the spec")
     p.add_argument("dir")
-    p = add("resolve-tag", cmd_resolve_tag, "print the commit a release tag points to")
-    p.add_argument("tag")
-    p = add("release-assemble", cmd_release_assemble, "collect and verify artifacts into a release folder")
-    for opt in ("--tag", "--commit", "--artifacts", "--out"):
-        p.add_argument(opt, required=True)
     p = add("publish", cmd_publish, "(re)publish a verified release folder by hand", spec=False)
     p.add_argument("release_dir")
-    p.add_argument("--to", choices=("github", "directory"), required=True)
-    p.add_argument("--repo", help="OWNER/NAME (github)")
+    p.add_argument("--to", choices=("github", "gitea", "directory"), required=True)
+    p.add_argument("--repo", help="OWNER/NAME (github, gitea)")
+    p.add_argument("--url", help="gitea: the Gitea/Forgejo root URL, e.g. https://gitea.example.com")
     p.add_argument("--api-url", default="https://api.github.com", help="GitHub Enterprise: https://HOST/api/v3")
     p.add_argument("--token-file", help="a file holding the token (never pass a token on the command line)")
     p.add_argument("--dest", help="the releases folder (directory)")
@@ -154,9 +142,10 @@ def build_parser() -> argparse.ArgumentParser:
 def extra_commands() -> list:  # type: ignore[type-arg]
     """Command groups kept in their own modules; each adds its subparsers."""
     from velofarm.cli import image as cli_image
+    from velofarm.cli import plan as cli_plan
     from velofarm.cli import users as cli_users
     from velofarm.cli import workers as cli_workers
-    return [cli_users.register, cli_workers.register, cli_image.register]
+    return [cli_users.register, cli_workers.register, cli_plan.register, cli_image.register]
 
 
 def main(argv: list[str] | None = None) -> int:

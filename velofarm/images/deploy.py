@@ -6,6 +6,7 @@ made on the host (`pip wheel '.[postgres]'`), so no image build reaches a Python
 
 from __future__ import annotations
 
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -25,9 +26,14 @@ IMAGES = {  # repository: files of deploy/ in its context (the Dockerfile first)
 
 def master_wheels(dest: Path, progress: Progress) -> None:
     """velofarm itself and every dependency (with the postgres extra) as wheels."""
-    run_stage("image     [1/3] pip wheel velofarm[postgres] (wheels for the master image)",
-              [sys.executable, "-m", "pip", "wheel", "--quiet", "--wheel-dir", str(dest), f"{REPO}[postgres]"],
-              progress, timeout=1200, env={"SOURCE_DATE_EPOCH": "315532800"})  # the same source, the same wheel
+    with tempfile.TemporaryDirectory(prefix="velofarm-src-") as scratch:
+        # A copy of the package alone: setuptools writes build/ and *.egg-info beside what it builds.
+        src = Path(scratch)
+        shutil.copy2(REPO / "pyproject.toml", src / "pyproject.toml")
+        shutil.copytree(REPO / "velofarm", src / "velofarm", ignore=shutil.ignore_patterns("__pycache__"))
+        run_stage("image     [1/3] pip wheel velofarm[postgres] (wheels for the master image)",
+                  [sys.executable, "-m", "pip", "wheel", "--quiet", "--wheel-dir", str(dest), f"{src}[postgres]"],
+                  progress, timeout=1200, env={"SOURCE_DATE_EPOCH": "315532800"})  # same source, same wheel
     if not any(dest.glob("velofarm-*.whl")):
         raise ImageError(f"pip wheel {REPO}: no velofarm wheel in {dest}")
 

@@ -4,5 +4,6 @@ Runs in the master process (the publish step, in a thread) and `velofarm publish
 HTTP clients on the standard library; never Buildbot.
 
 Entry points: `select.publisher_for(spec, token)`; `directory.DirectoryPublisher`;
-`github.GitHubPublisher`.
+`github.GitHubPublisher`; `gitea.GiteaPublisher` (Gitea and Forgejo); `links` (each asset's download URL,
+computed before publishing).
 """

@@ -261,17 +261,7 @@ class GitHubPublisher:
 
     def _write(self, what: str, do: Callable[[], T], check: Callable[[], T | None]) -> T:
         """Run a write; when its outcome is uncertain, re-check the state before trying again."""
-        for attempt in range(self.write_attempts):
-            try:
-                return do()
-            except WriteUncertain as exc:
-                self.http.backoff(attempt, str(exc))
-            done = check()
-            if done is not None:
-                self.log(f"{self.repo}: {what}: it went through after all")
-                return done
-        raise PublishError(f"{self.repo}: {what} failed {self.write_attempts} times (GitHub errors or "
-                           "dropped connections); re-run the publish later, it resumes where it stopped")
+        return self.http.write_checked(what, do, check, self.write_attempts)
 
 
 def matches(remote: Remote, asset: Asset) -> bool:

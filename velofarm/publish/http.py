@@ -1,21 +1,27 @@
-"""A small retrying HTTP client for the GitHub REST API, on the standard library only.
+"""A small retrying HTTP client for the forges' REST APIs (GitHub, Gitea/Forgejo), standard library only.
 
 Reads (GET) are retried: rate limits are waited out, 5xx and dropped connections backed off.
-Writes are retried only after a rate-limit refusal (GitHub did not act on them); after a 5xx or a
+Writes are retried only after a rate-limit refusal (the forge did not act on them); after a 5xx or a
 dropped connection the write may or may not have happened, so `WriteUncertain` is raised and the
-caller re-checks the state before deciding. The token never appears in a message, log line or repr.
+caller re-checks the state (`write_checked`) before deciding. The token never appears in a message,
+log line or repr; a download sends it only to the API's own origin (never to a redirect's storage host).
+What differs between the forges at the HTTP level (auth scheme, media type, the fix for a refused
+token) is a `Forge` value.
 """
 
 from __future__ import annotations
 
+import hashlib
 import http.client
 import json
 import re
 import time
 import urllib.parse
+import uuid
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from velofarm import __version__
 from velofarm.errors import PublishError
@@ -23,10 +29,31 @@ from velofarm.errors import PublishError
 API_VERSION = "2022-11-28"
 MEDIA_TYPE = "application/vnd.github+json"
 LINK_NEXT = re.compile(r'<([^>]+)>\s*;\s*rel="?next"?')
+REDIRECTS = (301, 302, 303, 307, 308)
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Forge:
+    """How one forge's API is spoken: its name in messages, auth scheme, media type, extra headers."""
+
+    name: str
+    auth_scheme: str  # "Bearer" (GitHub) or "token" (Gitea/Forgejo: lower-case, 1.22 compares it exactly)
+    accept: str
+    headers: tuple[tuple[str, str], ...] = ()
+    token_fix: str = "check the token"  # what to do when the token is refused; {scope} is the repository
+
+
+GITHUB = Forge("GitHub", "Bearer", MEDIA_TYPE, (("X-GitHub-Api-Version", API_VERSION),),
+               "check the github-token secret is valid and has contents:write on {scope}")
+# Forgejo answers GitHub-shaped JSON to a GitHub Accept header: ask for its own shape.
+GITEA = Forge("Gitea", "token", "application/json", (),
+              "check the gitea-token secret is valid, its user may write releases of {scope}, "
+              "and a scoped token has write:repository")
 
 
 class AuthError(PublishError):
-    """GitHub refused the token (401, or a 403 that is not a rate limit): retrying cannot help."""
+    """The forge refused the token (401, or a 403 that is not a rate limit): retrying cannot help."""
 
 
 class WriteUncertain(PublishError):
@@ -34,7 +61,7 @@ class WriteUncertain(PublishError):
 
 
 class ApiError(PublishError):
-    """GitHub answered a 4xx the caller may handle (404, 422 ...)."""
+    """The forge answered a 4xx the caller may handle (404, 409, 422 ...)."""
 
     def __init__(self, message: str, status: int, payload: Any) -> None:
         super().__init__(message)
@@ -60,14 +87,15 @@ class Response:
 
 
 class HttpClient:
-    """JSON and streaming-upload client for one GitHub API base URL (github.com or Enterprise)."""
+    """JSON, streaming-upload and hashing-download client for one forge API base URL."""
 
-    def __init__(self, api_url: str, token: str, *, log: Callable[[str], None] = print,
+    def __init__(self, api_url: str, token: str, *, forge: Forge = GITHUB, log: Callable[[str], None] = print,
                  sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.time,
                  scope: str = "the repository", max_retries: int = 6, max_total_wait: float = 900.0,
                  min_write_interval: float = 1.0, timeout: float = 60.0, chunk_size: int = 1 << 20,
                  user_agent: str = f"velofarm/{__version__}") -> None:
         self.api_url = api_url.rstrip("/")
+        self.forge = forge
         self.__token = token
         self.log, self.sleep, self.clock, self.scope = log, sleep, clock, scope
         self.max_retries, self.max_total_wait = max_retries, max_total_wait
@@ -89,7 +117,7 @@ class HttpClient:
         while next_url:
             resp = self._call("GET", next_url)
             if not isinstance(resp.data, list):
-                raise PublishError(f"GET {_display(next_url)}: expected a JSON list from GitHub")
+                raise PublishError(f"GET {_display(next_url)}: expected a JSON list from {self.forge.name}")
             yield from resp.data
             match = LINK_NEXT.search(resp.headers.get("link", ""))
             next_url = match.group(1) if match else None
@@ -103,9 +131,37 @@ class HttpClient:
     def delete(self, url: str) -> None:
         self._call("DELETE", self._url(url))
 
-    def upload(self, url: str, path: Path, content_type: str) -> Any:
-        """POST a file's raw bytes, streamed from disk (a fresh stream on every attempt)."""
-        return self._call("POST", url, upload=(Path(path), content_type)).data
+    def upload(self, url: str, path: Path, content_type: str, form_field: str = "") -> Any:
+        """POST a file streamed from disk (a fresh stream on every attempt): the raw bytes, or, with
+        `form_field`, the one file part of a multipart/form-data body (Gitea's attachment form)."""
+        return self._call("POST", self._url(url), upload=(Path(path), content_type, form_field)).data
+
+    def download(self, url: str, max_redirects: int = 5) -> tuple[int, str]:
+        """(size, sha256 hex) of a file, streamed and hashed, never held in memory; redirects are
+        followed (Gitea's SERVE_DIRECT hands out storage URLs), the token goes to the API's origin only."""
+        url = self._url(url)
+        for _ in range(max_redirects + 1):
+            resp = self._call("GET", url, download=True)
+            if resp.status not in REDIRECTS:
+                size, digest = resp.data
+                return int(size), str(digest)
+            url = urllib.parse.urljoin(url, resp.headers.get("location", ""))
+        raise PublishError(f"GET {_display(url)}: more than {max_redirects} redirects")
+
+    def write_checked(self, what: str, do: Callable[[], T], check: Callable[[], T | None],
+                      attempts: int) -> T:
+        """Run a write; when its outcome is uncertain, re-check the state before trying again."""
+        for attempt in range(attempts):
+            try:
+                return do()
+            except WriteUncertain as exc:
+                self.backoff(attempt, str(exc))
+            done = check()
+            if done is not None:
+                self.log(f"{self.scope}: {what}: it went through after all")
+                return done
+        raise PublishError(f"{self.scope}: {what} failed {attempts} times ({self.forge.name} errors or "
+                           "dropped connections); re-run the publish later, it resumes where it stopped")
 
     def backoff(self, attempt: int, why: str) -> None:
         """Wait before the caller's own retry of a write (attempt counts from 0)."""
@@ -115,7 +171,7 @@ class HttpClient:
 
     # -- the retry loop ---------------------------------------------------------------------------
     def _call(self, method: str, url: str, json_body: Mapping[str, object] | None = None,
-              upload: tuple[Path, str] | None = None) -> Response:
+              upload: tuple[Path, str, str] | None = None, download: bool = False) -> Response:
         write = method != "GET"
         what = f"{method} {_display(url)}"
         waited = 0.0
@@ -123,14 +179,14 @@ class HttpClient:
             if write:
                 self._space_writes()
             try:
-                resp = self._send(method, url, json_body, upload)
+                resp = self._send(method, url, json_body, upload, download)
             except (OSError, http.client.HTTPException) as exc:
                 reason = f"connection lost ({type(exc).__name__}: {exc})"
                 if write:
                     raise WriteUncertain(f"{what}: {reason}; it may or may not have been applied") from exc
                 delay = self._exponential(attempt)
             else:
-                if resp.status < 300:
+                if resp.status < 300 or (download and resp.status in REDIRECTS):
                     return resp
                 delay_or_none = self._rate_limit_delay(resp, attempt)
                 if delay_or_none is None:
@@ -149,19 +205,19 @@ class HttpClient:
     def _raise_for(self, resp: Response, what: str, write: bool) -> None:
         """Raise unless the answer is a 5xx on a read (which the loop retries)."""
         if resp.status in (401, 403):
-            raise AuthError(f"GitHub refused the token ({resp.status} {resp.message}) for {what}: check "
-                            f"the github-token secret is valid and has contents:write on {self.scope}")
+            raise AuthError(f"{self.forge.name} refused the token ({resp.status} {resp.message}) for "
+                            f"{what}: {self.forge.token_fix.format(scope=self.scope)}")
         if resp.status < 400:  # these endpoints do not redirect unless the repository was renamed
-            raise ApiError(f"{what}: GitHub answered {resp.status} (moved to {resp.headers.get('location')}); "
+            raise ApiError(f"{what}: {self.forge.name} answered {resp.status} (moved to {resp.headers.get('location')}); "
                            "update the repository name in the configuration", resp.status, resp.data)
         if resp.status >= 500:
             if write:
-                raise WriteUncertain(f"{what}: GitHub answered {resp.status} {resp.message}; "
+                raise WriteUncertain(f"{what}: {self.forge.name} answered {resp.status} {resp.message}; "
                                      "it may or may not have been applied")
             return
         detail = json.dumps(resp.data.get("errors")) if isinstance(resp.data, dict) and \
             resp.data.get("errors") else ""
-        raise ApiError(f"{what}: GitHub answered {resp.status} {resp.message} {detail}".rstrip(),
+        raise ApiError(f"{what}: {self.forge.name} answered {resp.status} {resp.message} {detail}".rstrip(),
                        resp.status, resp.data)
 
     def _rate_limit_delay(self, resp: Response, attempt: int) -> float | None:
@@ -195,13 +251,15 @@ class HttpClient:
 
     # -- one exchange ----------------------------------------------------------------------------
     def _send(self, method: str, url: str, json_body: Mapping[str, object] | None,
-              upload: tuple[Path, str] | None) -> Response:
+              upload: tuple[Path, str, str] | None, download: bool = False) -> Response:
         parts = urllib.parse.urlsplit(url)
         conn_cls = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
         conn = conn_cls(parts.netloc, timeout=self.timeout)
         target = parts.path + (f"?{parts.query}" if parts.query else "")
-        headers = {"Accept": MEDIA_TYPE, "X-GitHub-Api-Version": API_VERSION,
-                   "Authorization": f"Bearer {self.__token}", "User-Agent": self.user_agent}
+        headers = {"Accept": "*/*" if download else self.forge.accept, **dict(self.forge.headers),
+                   "User-Agent": self.user_agent}
+        if not download or _origin(url) == _origin(self.api_url):  # a storage host gets no token
+            headers["Authorization"] = f"{self.forge.auth_scheme} {self.__token}"
         try:
             if upload is not None:
                 self._send_file(conn, target, headers, *upload)
@@ -211,8 +269,10 @@ class HttpClient:
                     headers["Content-Type"] = "application/json"
                 conn.request(method, target, body=body, headers=headers)
             raw = conn.getresponse()
-            payload = raw.read()
             resp_headers = {k.lower(): v for k, v in raw.getheaders()}
+            if download and raw.status < 300:
+                return Response(raw.status, raw.reason, resp_headers, self._hash_body(raw))
+            payload = raw.read()
             try:
                 data = json.loads(payload) if payload.strip() else None
             except ValueError:
@@ -224,25 +284,54 @@ class HttpClient:
             conn.close()
 
     def _send_file(self, conn: http.client.HTTPConnection, target: str, headers: dict[str, str],
-                   path: Path, content_type: str) -> None:
+                   path: Path, content_type: str, form_field: str) -> None:
         """Send headers then the file in fixed-size chunks: memory does not grow with the file."""
+        head, tail = b"", b""
+        if form_field:  # one file part; the length is known up front, so no chunked encoding
+            boundary = f"velofarm-{uuid.uuid4().hex}"
+            filename = path.name.replace("\\", "_").replace('"', "_")
+            head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"{form_field}\"; "
+                    f"filename=\"{filename}\"\r\nContent-Type: {content_type}\r\n\r\n").encode()
+            tail = f"\r\n--{boundary}--\r\n".encode()
+            content_type = f"multipart/form-data; boundary={boundary}"
         with open(path, "rb") as fh:
-            size = path.stat().st_size
+            size = len(head) + path.stat().st_size + len(tail)
             conn.putrequest("POST", target, skip_accept_encoding=True)
             for key, value in {**headers, "Content-Type": content_type,
                                "Content-Length": str(size)}.items():
                 conn.putheader(key, value)
             conn.endheaders()
+            if head:
+                conn.send(head)
             buf = bytearray(self.chunk_size)
             view = memoryview(buf)
             while n := fh.readinto(buf):
                 conn.send(view[:n])
+            if tail:
+                conn.send(tail)
+
+    def _hash_body(self, raw: http.client.HTTPResponse) -> tuple[int, str]:
+        digest, size = hashlib.sha256(), 0
+        while chunk := raw.read(self.chunk_size):
+            digest.update(chunk)
+            size += len(chunk)
+        # http.client ends a body cut short by a closed connection like a complete one (read()
+        # returns b"" without IncompleteRead); hashing it would call a good asset corrupt.
+        expected = raw.getheader("Content-Length")
+        if expected is not None and expected.isdigit() and size != int(expected):
+            raise http.client.IncompleteRead(b"", int(expected) - size)
+        return size, digest.hexdigest()
 
     def _url(self, url: str, params: Mapping[str, object] | None = None) -> str:
         full = url if "://" in url else self.api_url + url
         if params:
             full += ("&" if "?" in full else "?") + urllib.parse.urlencode(params)
         return full
+
+
+def _origin(url: str) -> tuple[str, str]:
+    parts = urllib.parse.urlsplit(url)
+    return parts.scheme.lower(), parts.netloc.lower()
 
 
 def _display(url: str) -> str:

@@ -4,6 +4,10 @@ Runs in the master process (the release coordinator's steps, in a thread) and th
 command (`verify`, `publish`). Pure: standard library, the shared leaves, `velofarm.spec`,
 `velofarm.tags`; never Buildbot.
 
-Entry points: `assemble.assemble_release()`; `verify.verify_release()` / `verify.load_release()`;
-`dashboard_data` (what the Releases page shows, from Buildbot's database rows).
+Entry points: `assemble.assemble_release()` (and `python -m velofarm.release.assemble`, which the
+release coordinator runs); `verify.verify_release()` / `verify.load_release()`;
+`dashboard_data` (what the Releases page shows, from Buildbot's database rows);
+`changelog.release_changes()` / `changes_of()` (what changed, from `history.GitHistory`: plain git
+through subprocess; `python -m velofarm.release.changelog` is the coordinator's changelog step);
+`plan.make_plan()` (`velofarm plan`).
 """

@@ -1,20 +1,30 @@
-"""Collect every platform's artifacts, verify them, and write one complete release directory."""
+"""Collect every platform's artifacts, verify them, and write one complete release directory.
+
+The release coordinator's "verify and assemble" step runs it on the master (internal plumbing, not
+an ops command):
+
+    python -m velofarm.release.assemble --spec farm.toml --tag TAG --commit SHA --artifacts DIR --out DIR
+"""
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import shutil
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
 from velofarm.artifacts.store import read_build_image
-from velofarm.errors import ReleaseError
+from velofarm.errors import ReleaseError, VelofarmError
+from velofarm.publish.links import asset_url, release_page_url
+from velofarm.release.changelog import Changes, changes_heading, release_changes, render_changes
 from velofarm.release.checksums import checksum_line, read_checksum_file, sha256_file
 from velofarm.release.model import NOTES_FILE, RELEASE_JSON, SUMS_FILE
-from velofarm.release.notes import NotesPlatform, render_notes
-from velofarm.spec.farm import Spec
+from velofarm.release.notes import NotesIntro, NotesPlatform, render_notes
+from velofarm.spec.farm import Spec, load_spec
 from velofarm.spec.job import archive_name
 from velofarm.tags.semver import TagVersion, parse_tag
 
@@ -46,8 +56,13 @@ def _link_or_copy(src: Path, dst: Path) -> None:
         shutil.copy2(src, dst)
 
 
-def assemble_release(spec: Spec, tag: str, commit: str, artifacts_root: Path, out: Path) -> Path:
-    """Write `out` (which must not exist) as a complete, verified release directory."""
+def assemble_release(spec: Spec, tag: str, commit: str, artifacts_root: Path, out: Path,
+                     changes: Changes | None = None) -> Path:
+    """Write `out` (which must not exist) as a complete, verified release directory.
+
+    `changes` (changelog.collect_changes) opens the notes and goes into release.json; without it
+    the notes say nothing of what changed.
+    """
     version = parse_tag(tag)
     if version is None:
         raise ReleaseError(f"tag {tag}: not v + a semantic version (vMAJOR.MINOR.PATCH[-PRE][+BUILD])")
@@ -58,15 +73,21 @@ def assemble_release(spec: Spec, tag: str, commit: str, artifacts_root: Path, ou
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     try:
-        _write_release(spec, tag, commit, version, found, tmp)
+        _write_release(spec, tag, commit, version, found, tmp, changes)
         os.replace(tmp, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out
 
 
+def _intro(changes: Changes | None) -> NotesIntro:
+    if changes is None:
+        return NotesIntro()
+    return NotesIntro(changes.annotation, changes_heading(changes), render_changes(changes))
+
+
 def _write_release(spec: Spec, tag: str, commit: str, version: TagVersion,
-                   found: dict[str, tuple[Path, str]], tmp: Path) -> None:
+                   found: dict[str, tuple[Path, str]], tmp: Path, changes: Changes | None) -> None:
     notes_platforms, assets, sums = [], [], []
     for name, (archive, digest) in found.items():
         platform = spec.platforms[name]
@@ -75,26 +96,61 @@ def _write_release(spec: Spec, tag: str, commit: str, version: TagVersion,
         size = archive.stat().st_size
         sums.append(checksum_line(digest, archive.name))
         notes_platforms.append(NotesPlatform(name, platform.target, platform.os, archive.name, digest, size,
-                                             platform.exe_suffix))
+                                             platform.exe_suffix, asset_url(spec.release, tag, archive.name)))
     (tmp / SUMS_FILE).write_text("".join(sorted(sums, key=lambda line: line.split("  ")[1])), encoding="utf-8")
     binaries = [b.name for b in spec.project.binaries]
     runnable = [b.name for b in spec.project.binaries if b.smoke] or binaries
+    intro = _intro(changes)
     notes = render_notes(spec.project.title, spec.project.name, tag, commit, version.prerelease, notes_platforms,
-                         binaries, list(spec.project.ship), runnable[0])
+                         binaries, list(spec.project.ship), runnable[0],
+                         sums_url=asset_url(spec.release, tag, SUMS_FILE), intro=intro)
     (tmp / NOTES_FILE).write_text(notes, encoding="utf-8")
     # Archives were hashed once (collect_platform); only the small files written here are hashed now.
     known = {archive.name: digest for archive, digest in found.values()}
     for path in sorted(tmp.iterdir()):
         if path.name != NOTES_FILE:
             digest = known.get(path.name) or sha256_file(path)
-            assets.append({"name": path.name, "size": path.stat().st_size, "sha256": digest})
+            assets.append({"name": path.name, "size": path.stat().st_size, "sha256": digest,
+                           "url": asset_url(spec.release, tag, path.name)})
     meta: dict[str, Any] = {
         "format": 1, "project": spec.project.name, "title": f"{spec.project.title} {tag}", "tag": tag,
         "version": version.version, "commit": commit,
         "prerelease": version.prerelease,
         # builder_image(_digest): the container image a Docker worker built the platform in.
         "platforms": [{"name": p.name, "target": p.target, "archive": p.archive, "sha256": p.sha256,
-                       "size": p.size, **read_build_image(found[p.name][0].parent)} for p in notes_platforms],
+                       "size": p.size, "url": p.url, **read_build_image(found[p.name][0].parent)}
+                      for p in notes_platforms],
         "assets": assets, "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "release_url": release_page_url(spec.release, tag),
     }
+    if changes is not None:  # the Releases page shows it (collapsed) from here
+        meta["changelog"], meta["previous_tag"] = intro.changelog, changes.previous
     (tmp / RELEASE_JSON).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The coordinator's step: assemble, then print every asset; errors are one `error: ` line."""
+    parser = argparse.ArgumentParser(prog="python -m velofarm.release.assemble",
+                                     description="collect and verify artifacts into a release folder")
+    for opt in ("--spec", "--tag", "--commit", "--artifacts", "--out"):
+        parser.add_argument(opt, required=True)
+    parser.add_argument("--git-cache", help="folder for a mirror of the project's tags (the changelog); "
+                        "without it the notes list no changes")
+    args = parser.parse_args(argv)
+    try:
+        spec = load_spec(Path(args.spec))
+        changes = release_changes(spec, args.tag, args.commit, Path(args.git_cache)) if args.git_cache else None
+        out = assemble_release(spec, args.tag, args.commit, Path(args.artifacts), Path(args.out), changes)
+    except VelofarmError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    meta = json.loads((out / RELEASE_JSON).read_text(encoding="utf-8"))
+    print(f"release {meta['tag']} assembled in {out}: every archive matches its .sha256; "
+          f"prerelease={meta['prerelease']}")
+    for asset in meta["assets"]:
+        print(f"  {asset['sha256']}  {asset['size']:>10}  {asset['name']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -20,6 +20,8 @@ def _load_meta(directory: Path) -> dict[str, Any]:
         meta = json.loads(path.read_text(encoding="utf-8"))
     except ValueError as exc:
         raise ReleaseError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(meta, dict):
+        raise ReleaseError(f"{path}: not a JSON object; write the release again (velofarm.release.assemble)")
     for key in ("tag", "commit", "prerelease", "platforms", "assets", "project", "title"):
         if key not in meta:
             raise ReleaseError(f"{path}: field '{key}' is missing")

@@ -37,11 +37,16 @@ class DockerSettings:
     master_host: str = ""  # how a container reaches the master's pb_port; "" = master.public_host
 
 
-def docker_settings(body: dict[str, Any], where: str) -> DockerSettings | None:
-    """The worker's Docker settings, None for a plain worker; SpecError naming the field otherwise."""
+def docker_settings(body: dict[str, Any], where: str, served_os: dict[str, str]) -> DockerSettings | None:
+    """The worker's Docker settings, None for a plain worker; SpecError naming the field otherwise.
+    `served_os`: the OS each platform it serves builds on (a container is Linux)."""
     present = [key for key in DOCKER_FIELDS if key in body]
     if not present:
         return None
+    for platform, os_name in served_os.items():
+        if os_name != "linux":
+            raise SpecError(f"{where}.platforms: '{platform}' builds on {os_name}, but a Docker worker runs Linux "
+                            "containers; serve it from a plain worker")
     if "docker_host" not in body:
         raise SpecError(f"{where}.{present[0]}: only for Docker workers; add docker_host = "
                         "\"unix:///var/run/docker.sock\" (or tcp://HOST:2376 with docker_tls), or remove it")

@@ -11,12 +11,13 @@ from typing import Any
 from velofarm.errors import SpecError
 from velofarm.names import unsafe_name_reason
 from velofarm.spec.docker import DOCKER_FIELDS, DockerSettings, check_tls_files, docker_settings
-from velofarm.spec.platforms import OSES, Platform, build_platform, catalogue_data, suggest
+from velofarm.spec.platforms import Platform, build_platform, catalogue_data, suggest, worker_os
 from velofarm.spec.registry import read_registry
+from velofarm.spec.release_fields import GITEA_FIELDS, GiteaFields, gitea_fields, notes_fields
 
 DEFAULT_TAG_PATTERN = (r"^v(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)"
                        r"(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$")
-PUBLISHERS = ("directory", "github")
+PUBLISHERS = ("directory", "github", "gitea")
 
 
 @dataclass(frozen=True)
@@ -49,13 +50,15 @@ class Worker:
 
 
 @dataclass(frozen=True)
-class ReleaseSettings:
+class ReleaseSettings(GiteaFields):  # gitea_url, gitea_repo, gitea_token_secret: see release_fields
     tag_pattern: str = DEFAULT_TAG_PATTERN
     publisher: str = "directory"
     directory: str = "releases"
     github_repo: str = ""
     github_api_url: str = "https://api.github.com"
     github_token_secret: str = "github-token"
+    base_url: str = ""  # directory publisher: where releases/ is served; "" links next to the notes
+    notes: str = "both"  # git, changelog or both: see release_fields.notes_fields
 
 
 @dataclass(frozen=True)
@@ -314,38 +317,19 @@ def _workers(table: dict[str, Any], platforms: dict[str, Platform], where: str,
         max_builds = body.get("max_builds", 1)
         if not isinstance(max_builds, int) or isinstance(max_builds, bool) or not 1 <= max_builds <= 64:
             raise SpecError(f"{where}.{name}.max_builds: must be a whole number from 1 to 64, got {max_builds!r}")
-        os_name = _worker_os(body.get("os", ""), served, platforms, f"{where}.{name}.os")
-        docker = docker_settings(body, f"{where}.{name}")
-        if docker:
-            for p in served:
-                if platforms[p].os != "linux":
-                    raise SpecError(f"{where}.{name}.platforms: '{p}' builds on {platforms[p].os}, but a Docker "
-                                    "worker runs Linux containers; serve it from a plain worker")
-        result[name] = Worker(name=name, platforms=tuple(served), max_builds=max_builds, os=os_name,
-                              source=source, docker=docker)
+        result[name] = Worker(name=name, platforms=tuple(served), max_builds=max_builds, source=source,
+                              os=worker_os(body.get("os", ""), served, platforms, f"{where}.{name}.os"),
+                              docker=docker_settings(body, f"{where}.{name}", {p: platforms[p].os for p in served}))
     if "release-coordinator" in result:
         raise SpecError(f"{where}.release-coordinator: this name is reserved for the master's own worker")
     return result
-
-
-def _worker_os(value: Any, served: list[str], platforms: dict[str, Platform], where: str) -> str:
-    # A platform's os is the OS of the machine that builds it (windows-x86_64-gnu builds on linux).
-    if value == "":
-        return ""
-    if value not in OSES:
-        raise SpecError(f"{where}: '{value}' is not one of {', '.join(OSES)}{suggest(str(value), list(OSES))}")
-    for p in served:
-        if platforms[p].os != value:
-            raise SpecError(f"{where}: '{value}', but platform {p} builds on {platforms[p].os}; "
-                            f"serve it from a {platforms[p].os} worker, or set os = \"{platforms[p].os}\"")
-    return str(value)
 
 
 def _release(table: Any, where: str) -> ReleaseSettings:
     if not isinstance(table, dict):
         raise SpecError(f"{where}: must be a table")
     _only(table, {"tag_pattern", "publisher", "directory", "github_repo", "github_api_url",
-                  "github_token_secret"}, where)
+                  "github_token_secret", "base_url", "notes", *GITEA_FIELDS}, where)
     pattern = table.get("tag_pattern", DEFAULT_TAG_PATTERN)
     try:
         re.compile(pattern)
@@ -363,7 +347,8 @@ def _release(table: Any, where: str) -> ReleaseSettings:
     return ReleaseSettings(tag_pattern=pattern, publisher=publisher,
                            directory=str(table.get("directory", "releases")), github_repo=str(repo),
                            github_api_url=str(table.get("github_api_url", "https://api.github.com")).rstrip("/"),
-                           github_token_secret=str(table.get("github_token_secret", "github-token")))
+                           github_token_secret=str(table.get("github_token_secret", "github-token")),
+                           **notes_fields(table, where), **gitea_fields(table, where, publisher))
 
 
 def _master(table: Any, where: str) -> MasterSettings:

@@ -1,11 +1,10 @@
 #!/usr/bin/env python3
-"""Stage, archive and checksum one platform's release: stage -> deterministic archive -> .sha256.
+"""Archive and checksum one platform's staged release: deterministic archive -> .sha256.
 
 Standard library only, Python 3.9+: the master downloads this file into the worker's build
 folder (.velofarm/pack.py) and runs it with the worker's own Python, so a worker needs nothing
-but buildbot-worker and its toolchain. Also importable (`from velofarm.worker_tools import pack`).
+but buildbot-worker and its toolchain. stage.py builds the folder it archives. Also importable (`from velofarm.worker_tools import pack`).
 
-    pack.py stage JOB --tag TAG --name NAME --src DIR --bin-dir DIR --out DIR
     pack.py archive STAGEDIR --format tar.gz|zip --epoch N --out FILE [--executable REL ...]
     pack.py checksum FILE
 """
@@ -15,23 +14,20 @@ from __future__ import annotations
 import argparse
 import gzip
 import hashlib
-import json
 import os
 import re
-import shutil
 import stat
 import sys
 import tarfile
 import time
 import zipfile
 from collections.abc import Iterable, Iterator
-from pathlib import Path, PurePosixPath
-from typing import Any, NamedTuple
+from pathlib import Path
+from typing import NamedTuple
 
-JOB_FORMAT = 1
 FORMATS = ("tar.gz", "zip")
 CHUNK = 1024 * 1024
-# Project, tag and target become the stage folder's name: no separators, no '..' tricks.
+# The stage folder's name (stage.py checks it the same way): no separators, no '..' tricks.
 SAFE_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*\Z", re.ASCII)
 # A zip entry's DOS date can hold 1980-01-01 .. 2107-12-31 only.
 ZIP_MIN = (1980, 1, 1, 0, 0, 0)
@@ -39,7 +35,7 @@ ZIP_MAX = (2107, 12, 31, 23, 59, 58)
 
 
 class PackError(Exception):
-    """An expected failure; the message names the tag, platform and file, and the fix."""
+    """An expected failure; the message names the folder or file, and the fix."""
 
 
 class Entry(NamedTuple):
@@ -49,162 +45,6 @@ class Entry(NamedTuple):
     path: Path
     mode: int
     is_dir: bool
-
-
-# ---------------------------------------------------------------------------------------- job
-
-def load_job(path: str | Path) -> dict[str, Any]:
-    """The job JSON the master wrote for this build; PackError if unreadable or of another format."""
-    path = Path(path)
-    try:
-        job = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise PackError(f"job file {path} cannot be read ({exc}); re-run the build so the master "
-                        "writes it again") from None
-    if not isinstance(job, dict) or job.get("format") != JOB_FORMAT:
-        raise PackError(f"job file {path} is not job format {JOB_FORMAT}; the master and this script "
-                        "come from different velofarm versions: restart the master, then rebuild")
-    missing = [k for k in ("project", "ship", "binaries", "platform") if k not in job]
-    if missing:
-        raise PackError(f"job file {path} lacks '{missing[0]}'; restart the master, then rebuild")
-    return job
-
-
-# -------------------------------------------------------------------------------------- stage
-
-def stage(job: dict[str, Any], tag: str, src: str | Path, bin_dir: str | Path,
-          out: str | Path, name: str) -> Path:
-    """Create OUT/NAME/ holding the binaries and every ship entry.
-
-    NAME (`<project>-<tag>-<target>`) comes from the master (velofarm.spec.job.stage_name), the
-    one place an archive is named.
-
-    Built in a temporary sibling and renamed at the end, so a failure leaves nothing behind.
-    A previous stage folder of the same name is removed first (the step is re-runnable).
-    """
-    platform = job["platform"]
-    ctx = f"tag {tag}, platform {platform['name']}"
-    for part in (job["project"], tag, platform["target"], name):
-        if not SAFE_PART.match(str(part)):
-            raise PackError(f"{ctx}: '{part}' cannot be part of a folder name; use letters, digits, "
-                            "'.', '+', '-' and '_' only")
-    src, bin_dir, out = Path(src).resolve(), Path(bin_dir).resolve(), Path(out).resolve()
-    if not src.is_dir():
-        raise PackError(f"{ctx}: source tree {src} is not a folder; check the checkout step")
-    out.mkdir(parents=True, exist_ok=True)
-    _remove_leftovers(out, name)
-    tmp = out / f".{name}.tmp-{os.getpid()}"
-    try:
-        tmp.mkdir()
-        _stage_binaries(job, bin_dir, tmp, ctx)
-        for entry in job["ship"]:
-            _stage_entry(str(entry), src, tmp, ctx)
-        final = out / name
-        os.replace(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return final
-
-
-def _remove_leftovers(out: Path, name: str) -> None:
-    # A previous run's stage, or a crashed run's temporary folder, must not mix into this one.
-    for old in [out / name, *out.glob(f".{name}.tmp-*")]:
-        if old.is_dir() and not old.is_symlink():
-            shutil.rmtree(old)
-        elif os.path.lexists(old):
-            old.unlink()
-
-
-def _stage_binaries(job: dict[str, Any], bin_dir: Path, dest: Path, ctx: str) -> None:
-    suffix = job["platform"].get("exe_suffix") or ""
-    for binary in job["binaries"]:
-        fname = f"{binary['name']}{suffix}"
-        path = bin_dir / fname
-        if not SAFE_PART.match(fname) or not path.is_file():
-            raise PackError(f"{ctx}: binary {fname} is missing from {bin_dir}; check the build step's "
-                            "log, and that it is a [[bin]] target of the manifest")
-        shutil.copyfile(path, dest / fname)
-        os.chmod(dest / fname, 0o755)  # a declared binary is executable whatever the source says
-
-
-def _ship_path(entry: str, ctx: str) -> PurePosixPath:
-    rel = PurePosixPath(entry)
-    if (not entry or rel.is_absolute() or "\\" in entry or ":" in entry
-            or any(p in ("..", ".") for p in entry.split("/"))):
-        raise PackError(f"{ctx}: ship entry '{entry}' must be a plain relative path inside the source "
-                        "tree; fix project.ship in farm.toml")
-    return rel
-
-
-def _stage_entry(entry: str, src: Path, dest: Path, ctx: str) -> None:
-    rel = _ship_path(entry, ctx)
-    path = src.joinpath(*rel.parts)
-    if not os.path.lexists(path):
-        raise PackError(f"{ctx}: ship entry '{entry}' is missing from the source tree {src}; add it to "
-                        "the repository or remove it from project.ship in farm.toml")
-    _check_inside(path, src, ctx, entry)
-    target = dest.joinpath(*rel.parts)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    if path.is_dir():
-        if _copy_tree(path, target, src, ctx, entry, frozenset()) == 0:
-            raise PackError(f"{ctx}: ship entry '{entry}' is a folder with no files in it ({path}); add "
-                            "its files to the repository (git keeps no empty folders) or remove it "
-                            "from project.ship in farm.toml")
-    elif path.is_file():
-        _copy_file(path, target, ctx, entry)
-    else:
-        raise PackError(f"{ctx}: ship entry '{entry}' ({path}) is neither a file nor a folder (a broken "
-                        "symlink?); fix it in the repository")
-
-
-def _check_inside(path: Path, root: Path, ctx: str, entry: str) -> None:
-    # Symlinks are followed, but only within the tree: a release must not pick up the worker's files.
-    real = os.path.realpath(path)
-    try:
-        inside = os.path.commonpath([real, str(root)]) == str(root)
-    except ValueError:  # another drive on Windows
-        inside = False
-    if not inside:
-        raise PackError(f"{ctx}: ship entry '{entry}': {path} is a symlink to {real}, outside the source "
-                        f"tree {root}; replace the link with the real file in the repository")
-
-
-def _copy_tree(path: Path, target: Path, root: Path, ctx: str, entry: str,
-               active: frozenset[str]) -> int:
-    """Copy a folder, following in-tree symlinks; returns how many files it holds."""
-    real = os.path.realpath(path)
-    if real in active:
-        raise PackError(f"{ctx}: ship entry '{entry}': symlink loop at {path}; remove the link")
-    if os.path.lexists(target):
-        raise PackError(f"{ctx}: ship entry '{entry}' overlaps another entry or a binary at {target.name}; "
-                        "list each path once in project.ship")
-    target.mkdir()
-    with os.scandir(path) as it:
-        children = sorted(it, key=lambda e: e.name)
-    files = 0
-    for child in children:
-        child_path = Path(child.path)
-        if child.is_symlink():
-            _check_inside(child_path, root, ctx, entry)
-        if child.is_dir():
-            files += _copy_tree(child_path, target / child.name, root, ctx, entry, active | {real})
-        elif child.is_file():
-            _copy_file(child_path, target / child.name, ctx, entry)
-            files += 1
-        else:
-            raise PackError(f"{ctx}: ship entry '{entry}': {child_path} is neither a file nor a folder "
-                            "(a broken symlink?); fix or remove it in the repository")
-    return files
-
-
-def _copy_file(path: Path, target: Path, ctx: str, entry: str) -> None:
-    if os.path.lexists(target):
-        raise PackError(f"{ctx}: ship entry '{entry}' overlaps another entry or a binary at {target.name}; "
-                        "list each path once in project.ship")
-    shutil.copyfile(path, target)
-    # Only "executable or not" survives: the worker's umask and owner must not reach the archive.
-    os.chmod(target, 0o755 if os.stat(path).st_mode & 0o111 else 0o644)
 
 
 # ------------------------------------------------------------------------------------ archive
@@ -347,24 +187,6 @@ def _size(n: int) -> str:
     return f"{n / 1024 / 1024:.1f} MB" if n >= 1024 * 1024 else f"{n / 1024:.1f} KB"
 
 
-def _tree_stats(path: Path) -> tuple[int, int]:
-    if path.is_file():
-        return 1, path.stat().st_size
-    files = [p for p in path.rglob("*") if p.is_file()]
-    return len(files), sum(p.stat().st_size for p in files)
-
-
-def _cmd_stage(args: argparse.Namespace) -> int:
-    job = load_job(args.job)
-    folder = stage(job, args.tag, args.src, args.bin_dir, args.out, args.name)
-    print(f"staged {folder} (tag {args.tag}, platform {job['platform']['name']})")
-    suffix = job["platform"].get("exe_suffix") or ""
-    for item in [b["name"] + suffix for b in job["binaries"]] + list(job["ship"]):
-        count, size = _tree_stats(folder.joinpath(*PurePosixPath(item).parts))
-        print(f"  {item:<40} {count:>5} file{'s' if count != 1 else ' '} {_size(size):>10}")
-    return 0
-
-
 def _cmd_archive(args: argparse.Namespace) -> int:
     out = write_archive(args.stagedir, args.format, args.epoch, args.out, args.executable)
     count = len(list(archive_entries(Path(args.stagedir))))
@@ -382,14 +204,6 @@ def _cmd_checksum(args: argparse.Namespace) -> int:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pack.py", description=(__doc__ or "").split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("stage", help="copy binaries and ship entries into OUT/NAME/")
-    p.add_argument("job")
-    p.add_argument("--name", required=True, help="the stage folder's name, <project>-<tag>-<target>")
-    p.add_argument("--tag", required=True)
-    p.add_argument("--src", required=True)
-    p.add_argument("--bin-dir", required=True)
-    p.add_argument("--out", required=True)
-    p.set_defaults(func=_cmd_stage)
     p = sub.add_parser("archive", help="write a deterministic archive of a stage folder")
     p.add_argument("stagedir")
     p.add_argument("--format", required=True, choices=FORMATS)
@@ -412,8 +226,7 @@ def main(argv: list[str] | None = None) -> int:
     except PackError as exc:
         print(f"error: {exc}", file=sys.stderr)
     except OSError as exc:
-        tag = f" (tag {args.tag})" if getattr(args, "tag", None) else ""
-        print(f"error: pack.py {args.command}{tag}: {exc}; check free disk space and permissions "
+        print(f"error: pack.py {args.command}: {exc}; check free disk space and permissions "
               "on this worker, then rebuild", file=sys.stderr)
     return 1
 
