@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 import threading
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -174,3 +175,24 @@ def test_a_container_killed_during_cargo_build_is_retried_in_a_new_one(
     assert sorted(p.name for p in (farm.root / "master" / "artifacts" / "v0.1.0").iterdir()) == ["linux-x86_64"]
     assert len(farm.builds("release")) == 1
     assert killed[0] not in containers_of(farm)
+
+
+def test_two_demo_runs_in_containers_give_the_same_sha256sums(builder_image: str, tmp_path: Path) -> None:
+    """`make demo` with an engine: linux-x86_64, linux-arm64 and windows-x86_64-gnu from containers,
+    the second run with warm cache volumes, byte for byte the same."""
+    sums = []
+    caches = [f"velofarm-docker-{p}-1-{p}-{kind}" for p in CONTAINER_PLATFORMS for kind in ("registry", "target")]
+    try:
+        for run in ("first", "second"):
+            out = subprocess.run([sys.executable, "-m", "velofarm.cli.main", "demo", "--once", "--dir",
+                                  str(tmp_path / run)], capture_output=True, text=True, timeout=1800, check=False)
+            assert out.returncode == 0, out.stdout + out.stderr
+            assert f"workers   Docker containers of {builder_image}" in out.stdout
+            for platform in CONTAINER_PLATFORMS:
+                assert f"  {platform:<20} " in out.stdout and "in image" in out.stdout
+            sums.append((tmp_path / run / "releases" / "v0.1.0" / "SHA256SUMS").read_text())
+    finally:
+        docker("volume", "rm", "--force", *caches)  # the demo keeps them for warm runs; a test does not
+    assert sums[0] == sums[1] and len(sums[0].splitlines()) == len(CONTAINER_PLATFORMS)
+    leftovers = [n for n in docker("ps", "-a", "--format", "{{.Names}}").split() if n.startswith("buildbot-docker-")]
+    assert leftovers == []
