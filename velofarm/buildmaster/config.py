@@ -8,6 +8,7 @@ from typing import Any
 
 from buildbot.plugins import secrets, util
 
+from velofarm.buildmaster import restfix
 from velofarm.buildmaster.changes import change_sources
 from velofarm.buildmaster.factories import platform_factory, release_factory
 from velofarm.buildmaster.farmplan import CHANGE_SECRET, COORDINATOR, RELEASE_BUILDER, buildbot_worker_names
@@ -100,6 +101,7 @@ class SecretsFolder(secrets.SecretInAFile):
 def load_master_config(basedir: str | Path, spec_path: str | Path | None = None) -> dict[str, Any]:
     """The whole BuildmasterConfig for the master in `basedir`."""
     basedir = Path(basedir).resolve()
+    restfix.install()
     spec = load_spec(spec_path_for(basedir, spec_path))
     store = SecretStore(secrets_dir(spec))
     store.ensure()  # a fresh checkout has no secrets folder yet; it is created 0700
