@@ -13,7 +13,7 @@ from typing import Iterator
 
 import pytest
 from conftest import FARM_TOML, REPO, need, need_docker
-from support.farmtools import release_builds, wait_release_of
+from support.farmtools import release_builds, step_log, steps, wait_release_of
 
 from velofarm.cli.localfarm import EXAMPLE, LocalFarm, free_port, git
 from velofarm.images.deploy import build_deploy_images
@@ -103,7 +103,10 @@ def test_compose_releases_a_pushed_tag_and_keeps_it_across_down_and_up(
     git("tag", "v0.1.0", cwd=src)
     git("push", "-q", str(Path(stack.env["VELOFARM_TEST_GIT"]) / "remote.git"), "v0.1.0", cwd=src)
     release = wait_release_of(farm, "v0.1.0", timeout=900)
-    assert release["results"] == 0, release["state_string"]
+    if release["results"] != 0:
+        build = farm.builds("build-linux-x86_64")[-1]
+        logs = "\n".join(step_log(farm, build["buildid"], s["name"]) for s in steps(farm, build["buildid"]))
+        pytest.fail(f"{release['state_string']}\n{logs[-3000:]}\n{stack.run('logs', '--tail', '40', 'engine')}")
     listing = stack.run("exec", "-T", "master", "ls", "/srv/velofarm/releases/v0.1.0").split()
     assert "SHA256SUMS" in listing and "velostream-v0.1.0-x86_64-unknown-linux-gnu.tar.gz" in listing
     inner = stack.run("exec", "-T", "engine", "docker", "-H", ENGINE_SOCKET, "ps", "-a", "-q").split()
