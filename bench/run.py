@@ -2,7 +2,7 @@
 and the results block of BENCHMARKS.md. Numbers, not pass/fail: the exit code is 0 unless a
 benchmark could not run.
 
-    .venv/bin/python -m bench.run [--only release|transfer|fanout|verify|workers20 ...] [--keep]
+    .venv/bin/python -m bench.run [--only release|transfer|fanout|verify|workers20|dashboard ...] [--keep]
 """
 
 from __future__ import annotations
@@ -16,11 +16,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import fanout, release, report, transfer, verify, workers20
+from bench import dashboard, fanout, release, report, transfer, verify, workers20
 from bench.lab import start_lab
 from bench.procs import Procs
 
-SECTIONS = ("release", "transfer", "fanout", "verify", "workers20")
+SECTIONS = ("release", "transfer", "fanout", "verify", "workers20", "dashboard")
 BUDGET = 9 * 60  # seconds: a section that would start later is skipped (make bench stays under 10 min)
 TRANSFER_REPS = {"loopback_32": 3, "loopback_256": 4, "rtt50_32": 3, "rtt50_256": 1}
 FAN_CHILDREN, FAN_REPS = 5, 3
@@ -78,7 +78,8 @@ def main(argv: list[str] | None = None) -> int:
     steps = [("release", lambda: run_release(root)),
              ("lab", lambda: run_lab(root, wanted)),
              ("verify", lambda: verify_section(root)),
-             ("workers20", lambda: run_workers20(root))]
+             ("workers20", lambda: run_workers20(root)),
+             ("dashboard", lambda: dashboard_section(root))]
     try:
         for name, step in steps:
             if name == "lab" and not wanted & {"transfer", "fanout"} or name != "lab" and name not in wanted:
@@ -101,6 +102,11 @@ def main(argv: list[str] | None = None) -> int:
     emit(report.table(results))
     emit(f"\n{note}\nwrote {report.RESULTS} and {report.MARKDOWN}")
     return 0
+
+
+def dashboard_section(root: Path) -> dict[str, Any]:
+    emit("Releases page for 500 tags:")
+    return report.dashboard_metrics(dashboard.measure(root / "dashboard", emit))
 
 
 def verify_section(root: Path) -> dict[str, Any]:

@@ -96,6 +96,10 @@ def test_processes_under_a_folder_are_found_and_stopped(tmp_path: Path) -> None:
     named = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)", str(tmp_path / "x")])
     outside = subprocess.Popen(["sleep", "300"], cwd=REPO)
     try:
+        # Popen returns after fork, maybe before the child's chdir and exec: wait until both show.
+        deadline = time.monotonic() + 10
+        while set(processes_under(tmp_path)) != {inside.pid, named.pid} and time.monotonic() < deadline:
+            time.sleep(0.05)
         assert set(processes_under(tmp_path)) == {inside.pid, named.pid}
         assert kill_processes_under(tmp_path) == []
         assert inside.wait(10) == named.wait(10) == -signal.SIGTERM

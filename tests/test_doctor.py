@@ -55,7 +55,8 @@ def test_doctor_prints_what_the_toolchain_step_prints(tmp_path: Path) -> None:
     assert step.returncode == 1
     ours = doctor("--spec", str(spec.path), "--platform", "linux-x86_64").stdout.splitlines()
     for line in (step.stdout + step.stderr).splitlines():
-        assert line in ours
+        if not line.startswith("summary: "):  # the step's one-line summary for the UI
+            assert line in ours
 
 
 def test_linux_arm64_on_a_host_without_the_multiarch_packages_names_each_package(tmp_path: Path) -> None:

@@ -25,7 +25,7 @@ def test_it_assembles_and_lists_every_asset(tmp_path: Path) -> None:
     archives = fill_store(spec, tmp_path / "artifacts")
     out = tmp_path / "staging" / TAG
     result = assemble("--spec", str(FARM_TOML), "--tag", TAG, "--commit", COMMIT,
-                      "--artifacts", str(tmp_path / "artifacts"), "--out", str(out))
+                      "--artifacts", str(tmp_path / "artifacts"), "--out", str(out), "--unsigned")
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith(f"release {TAG} assembled in {out}: every archive matches its .sha256")
     meta = json.loads((out / "release.json").read_text())
@@ -41,9 +41,19 @@ def test_a_missing_platform_is_one_error_line_and_no_folder(tmp_path: Path) -> N
     archives[gone].unlink()
     out = tmp_path / "staging" / TAG
     result = assemble("--spec", str(FARM_TOML), "--tag", TAG, "--commit", COMMIT,
-                      "--artifacts", str(tmp_path / "artifacts"), "--out", str(out))
+                      "--artifacts", str(tmp_path / "artifacts"), "--out", str(out), "--unsigned")
     assert result.returncode == 1 and result.stdout == ""
     assert result.stderr.startswith(f"error: tag {TAG}: platform {gone}: ") and result.stderr.count("\n") == 1
+    assert not out.exists()
+
+
+def test_signing_needs_the_build_records(tmp_path: Path) -> None:
+    spec = load_spec(FARM_TOML)
+    fill_store(spec, tmp_path / "artifacts")
+    out = tmp_path / "staging" / TAG
+    result = assemble("--spec", str(FARM_TOML), "--tag", TAG, "--commit", COMMIT,
+                      "--artifacts", str(tmp_path / "artifacts"), "--out", str(out))
+    assert result.returncode == 1 and "error: --records FILE (the coordinator's build records)" in result.stderr
     assert not out.exists()
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import subprocess
@@ -14,8 +15,17 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
-from conftest import FARM_TOML, need_host_toolchains
-from support.farmtools import archive_names, quiet_for, release_builds, step_log, steps, tags_released, wait_release_of
+from conftest import FARM_TOML, need, need_host_toolchains
+from support.farmtools import (
+    all_step_logs,
+    archive_names,
+    quiet_for,
+    release_builds,
+    step_log,
+    steps,
+    tags_released,
+    wait_release_of,
+)
 
 from velofarm.cli.localfarm import LocalFarm, free_port, git, write_farm
 from velofarm.tags.webhook import signature_of
@@ -58,9 +68,11 @@ def test_pushed_tag_publishes_a_verified_release(farm: LocalFarm, v010: dict[str
     release = farm.root / "releases" / "v0.1.0"
     names = sorted(p.name for p in release.iterdir())
     archives = [f"velostream-v0.1.0-{t}.{'zip' if 'windows' in t else 'tar.gz'}" for t in TARGETS.values()]
-    assert names == sorted(archives + [f"{a}.sha256" for a in archives] +
+    trust = ["SHA256SUMS.minisig", "SHA256SUMS.sig", "velostream-v0.1.0.intoto.jsonl", "velostream-v0.1.0.cdx.json"]
+    assert names == sorted(archives + [f"{a}.sha256" for a in archives] + trust +
                            ["RELEASE_NOTES.md", "SHA256SUMS", "release.json"])
-    verify = subprocess.run([sys.executable, "-m", "velofarm.cli.main", "verify", str(release)], capture_output=True, text=True)
+    verify = subprocess.run([sys.executable, "-m", "velofarm.cli.main", "verify", str(release),
+                             "--keys", str(farm.root / "keys")], capture_output=True, text=True)
     assert verify.returncode == 0, verify.stdout + verify.stderr
     for tool in (["sha256sum", "-c", "SHA256SUMS"], ["sha256sum", "-c", f"{archives[0]}.sha256"]):
         out = subprocess.run(tool, cwd=release, capture_output=True, text=True)
@@ -70,6 +82,44 @@ def test_pushed_tag_publishes_a_verified_release(farm: LocalFarm, v010: dict[str
     assert {p["name"] for p in meta["platforms"]} == set(TARGETS)
     notes = (release / "RELEASE_NOTES.md").read_text()
     assert all(t in notes for t in TARGETS.values()) and "musl" not in notes and "darwin" not in notes
+
+
+def test_the_released_folder_verifies_with_the_real_tools(farm: LocalFarm, v010: dict[str, Any]) -> None:
+    """Signed on the master from its own records: minisign, ssh-keygen, and the provenance's builds."""
+    minisign, ssh_keygen = need("minisign", "minisign"), need("ssh-keygen", "openssh-client")
+    release, keys = farm.root / "releases" / "v0.1.0", farm.root / "keys"
+    out = subprocess.run([minisign, "-Vm", "SHA256SUMS", "-p", str(keys / "minisign.pub")], cwd=release,
+                         capture_output=True, text=True)
+    assert out.returncode == 0 and "velostream v0.1.0" in out.stdout, out.stdout + out.stderr
+    with open(release / "SHA256SUMS", "rb") as stdin:
+        out = subprocess.run([ssh_keygen, "-Y", "verify", "-f", str(keys / "allowed_signers"), "-I",
+                              "release@velofarm", "-n", "file@velofarm", "-s", str(release / "SHA256SUMS.sig")],
+                             stdin=stdin, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    envelope = json.loads((release / "velostream-v0.1.0.intoto.jsonl").read_text())
+    statement = json.loads(base64.b64decode(envelope["payload"]))
+    run = statement["predicate"]["runDetails"]
+    assert run["builder"]["id"] == farm.url
+    assert run["metadata"]["invocationId"].startswith(f"{farm.url}#/builders/")
+    built = {b["annotations"]["platform"]: b["annotations"] for b in run["byproducts"]}
+    assert set(built) == set(TARGETS)
+    for platform, entry in built.items():
+        build = farm.api(f"builders/build-{platform}/builds?order=-number&limit=1")["builds"][0]
+        worker = farm.api(f"workers/{build['workerid']}")["workers"][0]["name"]
+        assert entry["worker"] == worker and entry["invocationId"].endswith(f"/builds/{build['number']}")
+    deps = {d.get("name"): d for d in statement["predicate"]["buildDefinition"]["resolvedDependencies"]}
+    assert deps["rustc linux-x86_64"]["annotations"]["rustc -vV"].startswith("rustc ")
+    assert "host: " in deps["rustc windows-x86_64-gnu"]["annotations"]["rustc -vV"]
+    lock = subprocess.run(["git", "show", "v0.1.0:Cargo.lock"], cwd=farm.src, capture_output=True, check=True).stdout
+    assert deps["Cargo.lock"]["digest"]["sha256"] == hashlib.sha256(lock).hexdigest()
+    notes = (release / "RELEASE_NOTES.md").read_text()
+    assert "## Verify" in notes and (keys / "minisign.pub").read_text().splitlines()[1] in notes
+    assert 'cmd /c "ssh-keygen -Y verify' in notes
+    logs = all_step_logs(farm)  # the private keys never reach a step's output
+    for name in ("signing-minisign.key", "signing-ssh.key", "signing-provenance.key"):
+        secret_lines = [line for line in farm.secrets.path(name).read_text().splitlines()
+                        if len(line) > 40 and "comment" not in line and "-----" not in line]
+        assert secret_lines and not any(line in logs for line in secret_lines), name
 
 
 def test_notes_open_with_the_changelog_computed_before_any_build(farm: LocalFarm, v010: dict[str, Any]) -> None:
@@ -273,8 +323,14 @@ def test_release_is_byte_identical_from_another_farm(farm: LocalFarm, v010: dict
         build = wait_release_of(other, "v0.1.0")
         assert build["results"] == 0, build["state_string"]
         ours, theirs = farm.root / "releases" / "v0.1.0", other.root / "releases" / "v0.1.0"
-        assert (ours / "SHA256SUMS").read_bytes() == (theirs / "SHA256SUMS").read_bytes()
-        for path in ours.glob("velostream-*"):
+        # The archives (and so their SHA256SUMS lines) are the same; the provenance is not: another
+        # farm, its own keys, its own build URLs and times.
+        def archive_lines(folder: Path) -> list[str]:
+            return [line for line in (folder / "SHA256SUMS").read_text().splitlines()
+                    if line.endswith((".tar.gz", ".zip"))]
+        assert archive_lines(ours) == archive_lines(theirs) and len(archive_lines(ours)) == len(TARGETS)
+        assert (ours / "velostream-v0.1.0.cdx.json").read_bytes() == (theirs / "velostream-v0.1.0.cdx.json").read_bytes()
+        for path in [*ours.glob("velostream-*.tar.gz"), *ours.glob("velostream-*.zip")]:
             assert hashlib.sha256(path.read_bytes()).digest() == hashlib.sha256((theirs / path.name).read_bytes()).digest()
     finally:
         other.stop_all()

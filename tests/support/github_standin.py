@@ -24,6 +24,7 @@ from openapi_core.testing import MockRequest
 
 from support.github_api import SPEC_HOSTS, descriptions, request_error, response_errors, route
 from support.github_records import Seen, StoredAsset, StoredRelease, stamp
+from support.github_standin_downloads import serve_web_download
 from support.github_standin_faults import DOCS, Fault, Faults, error_answer
 
 TOKEN = "ghp_standin0123456789abcdefSECRET"
@@ -48,8 +49,12 @@ class GitHubStandIn:
     """Start with `with GitHubStandIn() as gh:`; point a client at `gh.api_url`."""
 
     def __init__(self, repo: str = "acme/velostream", token: str = TOKEN, *, immutable: bool = False,
-                 max_per_page: int = 100, api_prefix: str = "", uploads_prefix: str = "") -> None:
+                 max_per_page: int = 100, api_prefix: str = "", uploads_prefix: str = "",
+                 keep_data: bool = False) -> None:
         self.repo, self.token, self.immutable = repo.lower(), token, immutable
+        # keep_data: uploaded bytes are kept and served at browser_download_url (github.com's web
+        # download, outside the API description), for clients that download a release.
+        self.keep_data: dict[tuple[str, str], bytes] | None = {} if keep_data else None
         self.max_per_page = max_per_page
         self.api_prefix, self.uploads_prefix = api_prefix, uploads_prefix
         self.releases: list[StoredRelease] = []
@@ -117,6 +122,8 @@ class GitHubStandIn:
     # -- serving ------------------------------------------------------------------------------------
     def serve(self, h: _Handler) -> None:
         split = urllib.parse.urlsplit(h.path)
+        if h.host == "api" and self.keep_data is not None and serve_web_download(self, h, split.path):
+            return None
         prefix = self.api_prefix if h.host == "api" else self.uploads_prefix
         path = split.path[len(prefix):] if split.path.startswith(prefix) else "\0"
         kind, template, params = route(h.host, h.command, path)
@@ -354,10 +361,12 @@ class GitHubStandIn:
         cut = c.length // 2 if f is not None and f.action == "drop" and not f.after else c.length
         self._lock.release()  # stream the body without blocking other requests
         try:
-            digest, got = hashlib.sha256(), 0
+            digest, got, kept = hashlib.sha256(), 0, []
             while got < cut and (chunk := c.h.rfile.read(min(cut - got, 1 << 20))):
                 digest.update(chunk)
                 got += len(chunk)
+                if self.keep_data is not None:
+                    kept.append(chunk)
         finally:
             self._lock.acquire()
         c.length -= got  # left unread: only when the fault cuts the body
@@ -367,7 +376,10 @@ class GitHubStandIn:
         if f is not None and f.action == "corrupt":
             asset.digest = "sha256:" + hashlib.sha256(b"corrupted in transit").hexdigest()
         asset.state = "uploaded"
+        if self.keep_data is not None:
+            self.keep_data[(rel.tag_name, name)] = b"".join(kept)
         return 201, {}, self.asset_json(rel, asset)
+
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -36,7 +36,7 @@ def builders(spec: Spec, basedir: Path) -> list[Any]:
         util.BuilderConfig(name=p.builder_name,
                            workernames=[n for w in spec.workers_for(p.name) for n in buildbot_worker_names(w)],
                            factory=platform_factory(spec, p, artifacts), collapseRequests=False,
-                           tags=["platform", p.os], description=f"{p.target} ({p.method})",
+                           tags=p.builder_tags, description=f"{p.target} ({p.method}, built on {p.os})",
                            properties={"platform": p.name, "target": p.target})
         for p in spec.platforms.values()
     ]

@@ -8,7 +8,9 @@ its recent builds, one for all their allow-listed properties, one for waiting re
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any, cast
@@ -26,7 +28,10 @@ from velofarm.release.dashboard_data import (
     ALLOWED_PROPERTIES,
     BuildRecord,
     DownloadRefused,
+    StepNote,
     download_segments,
+    matching,
+    notable_step,
     open_artifact,
     page_of,
     release_rows,
@@ -75,10 +80,13 @@ def releases_app(spec: Spec, artifacts_root: Path, fetch: Fetch | None = None) -
     def table() -> Any:
         builds, waiting = read(builders)
         rows = release_rows(builds, RELEASE_BUILDER, platform_builders, stored_tags(artifacts_root))
-        shown, page, pages = page_of(rows, request.args.get("page", 1, type=int) or 1)
+        query = request.args.get("q", "")[:100]
+        found = matching(rows, query)
+        shown, page, pages = page_of(found, request.args.get("page", 1, type=int) or 1)
         refresh = REFRESH_SECONDS if waiting or any(r.running for r in rows) else 0
         # Links are relative to .../releases/table, so a reverse proxy's path prefix keeps working.
         html = render_template("releases.html", rows=with_artifacts(shown, artifacts_root), total=len(rows),
+                               found=len(found), query=query, target=publish_target(spec), now=time.time(),
                                platforms=list(platform_builders.values()), page=page, pages=pages,
                                waiting=waiting, refresh=refresh, title=spec.project.title,
                                ui="../../../", downloads=f"../{DOWNLOADS.decode()}")
@@ -87,6 +95,18 @@ def releases_app(spec: Spec, artifacts_root: Path, fetch: Fetch | None = None) -
     app.jinja_env.filters["duration"] = _duration
     app.jinja_env.filters["size"] = _size
     return app
+
+
+def publish_target(spec: Spec) -> str:
+    """Where a publishing release goes, as the page names it."""
+    release = spec.release
+    if release.publisher == "github":
+        return f"GitHub {release.github_repo}"
+    if release.publisher == "gitea":
+        return f"Gitea {release.gitea_repo} at {release.gitea_url}"
+    if release.publisher == "directory":
+        return f"folder {release.directory}"
+    return release.publisher
 
 
 @defer.inlineCallbacks
@@ -102,10 +122,15 @@ def fetch_builds(master: Any, names: list[str], limit: int) -> Any:
     props = yield master.db.pool.do(_properties, table, [b["buildid"] for _, b in found])
     waiting = yield master.data.get(("buildrequests",),
                                     filters=[resultspec.Filter("complete", "eq", [False])])
-    records = [BuildRecord(builder=name, builderid=b["builderid"], number=b["number"],
-                           complete=bool(b["complete"]), results=b["results"], started_at=_epoch(b["started_at"]),
-                           complete_at=_epoch(b["complete_at"]), props=props.get(b["buildid"], {}))
-               for name, b in found]
+    # Steps only for the builds whose row shows one: failed (the failing step) or running (the current).
+    noted = [b["buildid"] for _, b in found if not b["complete"] or b["results"] in (2, 4, 6)]
+    steps = yield master.db.pool.do(_steps, master.db.model, noted)
+    records = []
+    for name, b in found:
+        record = BuildRecord(builder=name, builderid=b["builderid"], number=b["number"],
+                             complete=bool(b["complete"]), results=b["results"], started_at=_epoch(b["started_at"]),
+                             complete_at=_epoch(b["complete_at"]), props=props.get(b["buildid"], {}))
+        records.append(replace(record, step=notable_step(record.state, steps.get(b["buildid"], []))))
     return records, sum(1 for r in waiting if r["builderid"] in ids.values() and not r["claimed"])
 
 
@@ -118,6 +143,27 @@ def _properties(conn: Any, table: Any, buildids: list[int]) -> dict[int, dict[st
             table.c.buildid.in_(buildids[start:start + 500]), table.c.name.in_(ALLOWED_PROPERTIES))
         for row in conn.execute(query):
             result.setdefault(row.buildid, {})[row.name] = json.loads(row.value)
+    return result
+
+
+def _steps(conn: Any, model: Any, buildids: list[int]) -> dict[int, list[StepNote]]:
+    """The steps (with their first log's slug) of the given builds, in two queries per 500 builds."""
+    result: dict[int, list[StepNote]] = {}
+    steps, logs = model.steps, model.logs
+    for start in range(0, len(buildids), 500):
+        rows = list(conn.execute(sa.select(
+            steps.c.id, steps.c.buildid, steps.c.number, steps.c.name, steps.c.state_string, steps.c.results,
+            steps.c.complete_at, steps.c.started_at, steps.c.hidden).where(
+                steps.c.buildid.in_(buildids[start:start + 500]))))
+        slugs: dict[int, str] = {}
+        for log_row in conn.execute(sa.select(logs.c.stepid, logs.c.slug).where(
+                logs.c.stepid.in_([r.id for r in rows])).order_by(logs.c.id)):
+            slugs.setdefault(log_row.stepid, log_row.slug)
+        for r in rows:
+            result.setdefault(r.buildid, []).append(StepNote(
+                number=r.number, name=r.name, summary=r.state_string, results=r.results,
+                complete=r.complete_at is not None, hidden=bool(r.hidden), log=slugs.get(r.id, ""),
+                started_at=_epoch(r.started_at)))
     return result
 
 

@@ -10,7 +10,9 @@ from typing import Any
 from buildbot.plugins import steps, util
 
 from velofarm.buildmaster.farmplan import platform_scheduler
-from velofarm.buildmaster.steps import PublishRelease, ReleaseTrigger, ResolveTag
+from velofarm.buildmaster.records import RecordBuilds
+from velofarm.buildmaster.steps import CheckSigningKeys, PublishRelease, RecordReleaseFacts, ReleaseTrigger, ResolveTag
+from velofarm.buildmaster.toolsteps import ToolCommand
 from velofarm.buildmaster.uploads import UploadArtifact
 from velofarm.publish.select import token_secret
 from velofarm.spec.farm import Spec
@@ -55,8 +57,8 @@ def _parse_build_env(rc: int, stdout: str, stderr: str) -> dict[str, Any]:
     return {"build_env": json.loads(stdout)} if rc == 0 else {}
 
 
-def _tool(platform: Platform, name: str, script: str, *args: object, **kw: object) -> steps.ShellCommand:
-    return steps.ShellCommand(name=name, command=[platform.python, f"{TOOLS}/{script}", *args],
+def _tool(platform: Platform, name: str, script: str, *args: object, **kw: object) -> ToolCommand:
+    return ToolCommand(name=name, command=[platform.python, f"{TOOLS}/{script}", *args],
                               haltOnFailure=True, workdir="build", **kw)
 
 
@@ -84,7 +86,9 @@ def platform_factory(spec: Spec, platform: Platform, artifacts_root: Path) -> ut
                                            "--epoch", util.Interpolate("%(prop:source_date_epoch)s")],
         extract_fn=_parse_build_env, haltOnFailure=True, workdir="build"))
     f.addStep(steps.ShellCommand(name="cargo build", command=preflight.build_argv(platform.to_json()),
-                                 env=build_env(platform), haltOnFailure=True, workdir="build"))
+                                 env=build_env(platform), haltOnFailure=True, workdir="build",
+                                 description=["building", platform.target],
+                                 descriptionDone=[f"built {platform.target} ({platform.method}, release)"]))
     f.addStep(_tool(platform, "smoke test", "gates.py", "smoke", JOB, "--tag", TAG, "--bin-dir", bin_dir(platform)))
     f.addStep(_tool(platform, "size gate", "gates.py", "size", JOB, "--tag", TAG, "--bin-dir", bin_dir(platform)))
     f.addStep(_tool(platform, "stage", "stage.py", JOB, "--tag", TAG, "--name", _stage_name(spec, platform), "--src", ".",
@@ -112,10 +116,12 @@ def release_factory(spec: Spec, artifacts_root: Path, staging_root: Path) -> uti
     spec_path = str(spec.path)
     f.addStep(ResolveTag(name="resolve tag", repo_url=spec.repo_url, tag_pattern=spec.release.tag_pattern,
                          haltOnFailure=True))
+    f.addStep(CheckSigningKeys(name="check signing keys", secrets_dir=str(spec.resolve(spec.master.secrets_dir)),
+                               keys_dir=str(spec.resolve("keys")), haltOnFailure=True))
     # The notes' changelog, before any build: a CHANGELOG.md without the version's section stops
     # the release here, not after every platform was built. Its log shows what the notes will say.
     git_cache = str(staging_root.parent / "git-cache")
-    f.addStep(steps.ShellCommand(
+    f.addStep(ToolCommand(
         name="changelog", haltOnFailure=True,
         command=[sys.executable, "-m", "velofarm.release.changelog", "--spec", spec_path, "--tag", TAG,
                  "--commit", util.Property("tag_commit"), "--git-cache", git_cache]))
@@ -126,12 +132,20 @@ def release_factory(spec: Spec, artifacts_root: Path, staging_root: Path) -> uti
                        "revision": util.Property("tag_commit")}],
         set_properties={"tag": TAG, "tag_commit": util.Property("tag_commit")}))
     staging = util.Interpolate(f"{staging_root}/%(prop:tag)s-%(prop:buildnumber)s")
-    f.addStep(steps.ShellCommand(
+    records = util.Interpolate(f"{staging_root}/%(prop:tag)s-%(prop:buildnumber)s.records.json")
+    f.addStep(RecordBuilds(name="record builds", path=records, haltOnFailure=True))
+    # Signs with the farm's keys from the secrets folder (read by this command on the master, never
+    # passed on its command line or environment) and attests from the records just written.
+    f.addStep(ToolCommand(
         name="verify and assemble", haltOnFailure=True,
         command=assemble_command("--spec", spec_path, "--tag", TAG, "--commit", util.Property("tag_commit"),
-                                 "--artifacts", str(artifacts_root), "--out", staging, "--git-cache", git_cache)))
+                                 "--artifacts", str(artifacts_root), "--out", staging, "--git-cache", git_cache,
+                                 "--records", records, "--source-cache", str(staging_root.parent / "sources"))))
+    f.addStep(RecordReleaseFacts(name="release facts", directory=staging, haltOnFailure=True))
     f.addStep(PublishRelease(name="publish", spec_path=spec_path, directory=staging,
                              token=util.Secret(secret) if (secret := token_secret(spec)) else None,
                              doStepIf=lambda step: not step.getProperty("dry_run", False), haltOnFailure=True))
     f.addStep(steps.RemoveDirectory(name="clean staging", dir=staging, alwaysRun=True, hideStepIf=True))
+    f.addStep(steps.ShellCommand(name="clean records", command=["rm", "-f", records], alwaysRun=True,
+                                 hideStepIf=True))
     return f

@@ -45,8 +45,12 @@ class TagScheduler(schedulers.AnyBranchScheduler):
         props = Properties()
         props.setProperty("tag", decision.tag, "TagScheduler")
         props.setProperty("dry_run", False, "TagScheduler")
-        yield self.addBuildsetForChanges(reason=f"tag {decision.tag} pushed", changeids=[change.number],
-                                         properties=props)
+        # The sourcestamp carries the tag as every page shows it (v1.0.0), not the poller's or the
+        # hook's ref (refs/tags/v1.0.0), so the release and its platform builds share one label.
+        sourcestamp = {"codebase": change.codebase, "repository": change.repository, "branch": decision.tag,
+                       "revision": change.revision, "project": change.project}
+        yield self.addBuildsetForSourceStamps(sourcestamps=[sourcestamp], reason=f"tag {decision.tag} pushed",
+                                              properties=props, builderNames=self.builderNames)
         # Changes are handled one at a time (Buildbot's change consumption lock), so recording the
         # tag after the buildset exists cannot let a second arrival slip through.
         yield self.setState("released_tags", [*seen, decision.tag])
@@ -61,7 +65,8 @@ class TagParameter(util.StringParameter):
         self.repo_url = repo_url
 
     @defer.inlineCallbacks
-    def updateFromKwargs(self, properties: dict[str, Any], kwargs: dict[str, Any], **unused: Any) -> Any:
+    def updateFromKwargs(self, properties: dict[str, Any], kwargs: dict[str, Any],
+                         sourcestamps: dict[str, dict[str, Any]] | None = None, **unused: Any) -> Any:
         tag = (self.getFromKwargs(kwargs) or "").strip()
         decision = decide(tag, self.tag_pattern)
         if not decision.release:
@@ -73,6 +78,10 @@ class TagParameter(util.StringParameter):
         if commit is None:
             raise ValidationError(f"tag '{decision.tag}' does not exist in {self.repo_url}; push it first")
         properties[self.name] = decision.tag
+        # Label the build with the tag, as pushed releases are (the form has no branch field). The
+        # codebase fields run before the properties, so the sourcestamp exists by now.
+        for sourcestamp in (sourcestamps or {}).values():
+            sourcestamp["branch"] = decision.tag
 
 
 def force_schedulers(spec: Spec) -> list[Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,8 @@ class ReleaseTrigger(Trigger):
     @defer.inlineCallbacks
     def run(self) -> Any:
         results = yield super().run()
+        # The next step (records.RecordBuilds) reads these builds from the database for the provenance.
+        self.setProperty("platform_buildrequests", list(self.brids), "ReleaseTrigger")
         if results == SUCCESS:
             return results  # nothing to name; the per-build lookups below cost the release ~0.1-0.4 s
         failed = []
@@ -85,11 +88,13 @@ class PublishRelease(BuildStep):
 def publish_release_dir(spec_path: str, directory: str, token: str | None, emit: Any) -> Any:
     """Load, verify and publish one release folder (runs in a thread)."""
     from velofarm.publish.select import publisher_for
+    from velofarm.release.keys import load_trusted_keys
     from velofarm.release.verify import load_release
     from velofarm.spec.farm import load_spec
-
     spec = load_spec(spec_path)
-    release = load_release(Path(directory))
+    # The signatures, provenance and SBOM are checked against keys/ once more right before
+    # anything leaves the master: a tampered staging folder is never published.
+    release = load_release(Path(directory), load_trusted_keys(spec.resolve("keys")))
     emit(f"publishing {release.tag} ({len(release.assets)} assets) with the {spec.release.publisher} publisher")
     outcome = publisher_for(spec, token, emit).publish(release)
     for action in outcome.actions:
@@ -127,4 +132,59 @@ class ResolveTag(BuildStep):
         yield log.addStdout(f"{decision.tag} -> {commit}\n")
         self.setProperty("tag_commit", commit, "ResolveTag")
         self.descriptionDone = [f"{decision.tag} is {commit[:12]}"]
+        return SUCCESS
+
+
+class RecordReleaseFacts(BuildStep):
+    """Copies the allow-listed facts of the staged release.json (changelog, signatures, provenance,
+    SBOM, reproduced) into the build property `release_facts`, where the Releases page reads them."""
+
+    renderables = ["directory"]
+
+    def __init__(self, directory: Any, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.directory = directory
+
+    @defer.inlineCallbacks
+    def run(self) -> Any:
+        from velofarm.release.dashboard_data import release_facts
+        from velofarm.release.model import RELEASE_JSON
+
+        path = Path(self.directory) / RELEASE_JSON
+        try:
+            text = yield threads.deferToThread(path.read_text, encoding="utf-8")
+            facts = release_facts(json.loads(text))
+        except (OSError, ValueError, AttributeError) as exc:
+            yield self.addCompleteLog("error", f"error: {path} cannot be read as JSON ({exc}); the assembly "
+                                               "step should have written it\n")
+            self.descriptionDone = [f"no readable {RELEASE_JSON}"]
+            return FAILURE
+        self.setProperty("release_facts", facts, "RecordReleaseFacts")
+        self.descriptionDone = [f"facts: {', '.join(facts) or 'none recorded'}"]
+        return SUCCESS
+
+
+class CheckSigningKeys(BuildStep):
+    """Fails a release in seconds, before any platform builds, when the farm could not sign it:
+    a missing or world-readable key, or one that does not match the public keys in keys/."""
+
+    def __init__(self, secrets_dir: str, keys_dir: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.secrets_dir = secrets_dir
+        self.keys_dir = keys_dir
+
+    @defer.inlineCallbacks
+    def run(self) -> Any:
+        from velofarm.release.keys import load_signing_keys, minisign_key_id_hex
+        from velofarm.secretstore import SecretStore
+
+        log = yield self.addLog("stdio")
+        try:
+            keys = yield threads.deferToThread(load_signing_keys, SecretStore(Path(self.secrets_dir)),
+                                               Path(self.keys_dir))
+        except VelofarmError as exc:
+            yield log.addStderr(f"error: {exc}\n")
+            self.descriptionDone = ["signing keys unusable"]
+            return FAILURE
+        yield log.addStdout(f"signing keys match {self.keys_dir} (minisign key {minisign_key_id_hex(keys.minisign_id)})\n")
         return SUCCESS

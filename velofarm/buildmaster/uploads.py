@@ -9,10 +9,11 @@ the token.
 from __future__ import annotations
 
 import shutil
+import time
 from pathlib import Path
 from typing import Any, ClassVar
 
-from buildbot.process import buildstep
+from buildbot.process import buildstep, logobserver
 from buildbot.process.results import FAILURE, SUCCESS
 from buildbot.util.service import BuildbotService
 from twisted.internet import defer, threads
@@ -21,6 +22,7 @@ from twisted.python import log
 from velofarm.artifacts.incoming import Receipt, UploadGrants
 from velofarm.artifacts.receiver import PATH_PREFIX, ReceiverServer, start_receiver, stop_receiver
 from velofarm.artifacts.store import commit_incoming, incoming_dir, write_build_image
+from velofarm.buildmaster.toolsteps import summary_from_output
 from velofarm.errors import VelofarmError
 from velofarm.spec.farm import Spec
 
@@ -114,6 +116,8 @@ class UploadArtifact(buildstep.ShellMixin, buildstep.BuildStep):
         self.source_dir, self.python, self.tools = source_dir, python, tools
         kwargs = self.setupShellMixin(kwargs, prohibitArgs=["command", "initialStdin"])
         super().__init__(**kwargs)
+        self.output = logobserver.BufferLogObserver(wantStdout=False, wantStderr=True)
+        self.addLogObserver("stdio", self.output)  # a failed upload's summary names transfer.py's cause
 
     @defer.inlineCallbacks
     def run(self) -> Any:
@@ -134,14 +138,17 @@ class UploadArtifact(buildstep.ShellMixin, buildstep.BuildStep):
             url = self.getProperty("velofarm_upload_url") or receiver.url_for(worker_host(self))
             cmd = yield self.makeRemoteShellCommand(command=self._command(str(url)),
                                                     initialStdin=token + "\n")
+            started = time.monotonic()
             yield self.runCommand(cmd)
+            seconds = time.monotonic() - started
         finally:
             receipt = receiver.grants.revoke(token).get(self.archive)
         if cmd.didFail() or receipt is None:
             yield threads.deferToThread(shutil.rmtree, folder, True)
-            self.descriptionDone = ["upload failed"]
+            cause = summary_from_output("", self.output.getStderr())
+            self.descriptionDone = [f"upload failed: {cause}" if cause else "upload failed"]
             return cmd.results() if cmd.didFail() else FAILURE
-        return (yield self._store(tag, receipt))
+        return (yield self._store(tag, receipt, seconds))
 
     def _command(self, url: str) -> list[str]:
         archive = f"{self.source_dir}/{self.archive}"
@@ -149,7 +156,7 @@ class UploadArtifact(buildstep.ShellMixin, buildstep.BuildStep):
                 archive, f"{archive}.sha256"]
 
     @defer.inlineCallbacks
-    def _store(self, tag: str, receipt: Receipt) -> Any:
+    def _store(self, tag: str, receipt: Receipt, seconds: float) -> Any:
         log_ = yield self.getLog("stdio")
         try:
             root = Path(self.artifacts_root)
@@ -166,4 +173,5 @@ class UploadArtifact(buildstep.ShellMixin, buildstep.BuildStep):
             yield threads.deferToThread(write_build_image, final.parent, self.getProperty("builder_image"),
                                         self.getProperty("builder_image_digest"))
             yield log_.addStdout(f"built in image {self.getProperty('builder_image_digest')}\n")
+        self.descriptionDone = [f"stored ({receipt.size / 2**20:.1f} MiB in {seconds:.1f} s)"]
         return SUCCESS

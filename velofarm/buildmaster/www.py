@@ -18,6 +18,7 @@ from buildbot.www.rest import RestRootResource, V2RootResource
 from twisted.internet import defer
 
 from velofarm.buildmaster.auth import HashedPasswordAuth, RolesFromFarmUsers, RolesFromGitHubTeams
+from velofarm.buildmaster.controls import install_role_aware_index
 from velofarm.buildmaster.dashboard import mount_downloads, releases_dashboard
 from velofarm.buildmaster.farmplan import RELEASE_BUILDER
 from velofarm.errors import SpecError
@@ -36,6 +37,7 @@ def www_config(spec: Spec, store: SecretStore, artifacts_root: Path) -> dict[str
     """Buildbot's `www` settings: port, views, sign-in, roles, the Releases page and downloads."""
     auth, role_matchers = sign_in(spec, store)
     RestRootResource.addApiVersion(2, OfferedForceForms)  # before the site is built: see the class
+    install_role_aware_index()  # Stop/Rebuild/Cancel only for roles that may use them (controls.py)
     mount_downloads(artifacts_root)
     return {
         "port": f"tcp:{spec.master.www_port}:interface={spec.master.www_bind}",

@@ -17,6 +17,7 @@ from typing import Any
 
 from velofarm.cli.localfarm import LocalFarm, write_farm
 from velofarm.errors import VelofarmError
+from velofarm.release.keys import load_trusted_keys
 from velofarm.release.verify import verify_release
 from velofarm.spec.farm import Spec, load_spec
 from velofarm.worker_tools.preflight import check_toolchain
@@ -101,6 +102,7 @@ def _run_demo(directory: Path, once: bool, spec_template: Path, use_docker: bool
     prepare_dir(directory)
     farm = write_farm(directory, spec_template, platforms, docker_image=image)
     farm.init_repo()
+    print(f"keys      {farm.root / 'keys'} (private halves in {farm.secrets.directory}, mode 0600)")
     print(f"building  {', '.join(platforms)} in {directory}")
     master = MasterPoller(farm.url, farm.master_dir / "twistd.log")
     try:
@@ -223,7 +225,7 @@ def report(master: MasterPoller, farm: LocalFarm, platforms: list[str], release:
     if release["results"] != 0 or not folder.exists():
         print(f"\nFAILED    {TAG}: {release['state_string']} (see {farm.url}#/builders)", file=sys.stderr)
         return 1
-    problems = verify_release(folder)
+    problems = verify_release(folder, load_trusted_keys(farm.root / "keys"))
     meta = json.loads((folder / "release.json").read_text())
     print(f"\nreleased  {TAG} in {elapsed:.1f} s: {folder}")
     for entry in meta["platforms"]:
@@ -234,5 +236,8 @@ def report(master: MasterPoller, farm: LocalFarm, platforms: list[str], release:
               + (f" in image {entry['builder_image_digest'][7:19]}" if "builder_image_digest" in entry else ""))
     for problem in problems:
         print(f"  FAIL {problem}", file=sys.stderr)
-    print("verified  every checksum, SHA256SUMS and release.json" if not problems else "NOT verified")
+    print(f"verified  every checksum, both signatures of SHA256SUMS, the provenance and the SBOM against "
+          f"{farm.root / 'keys'}" if not problems else "NOT verified")
+    if not problems:
+        print(f"          by hand: minisign -Vm {folder}/SHA256SUMS -p {farm.root}/keys/minisign.pub")
     return 1 if problems else 0

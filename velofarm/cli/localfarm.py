@@ -20,6 +20,7 @@ from typing import Any, Callable
 from velofarm.buildmaster.farmplan import CHANGE_SECRET
 from velofarm.cli.masterdir import buildbot_command, create_master
 from velofarm.onboard.workertac import WORKER_CMD, create_worker_dir
+from velofarm.release.keys import init_keys
 from velofarm.secretstore import SecretStore, worker_secret_name
 from velofarm.spec import tomlwrite
 from velofarm.tags.notify import install_hook
@@ -295,6 +296,8 @@ def write_farm(root: Path, template: Path, platforms: list[str], workers_per_pla
     for worker in farm.workers:
         farm.secrets.generate(worker_secret_name(worker))
     farm.secrets.generate(CHANGE_SECRET)
+    # Every local farm signs its releases, as a real one must: keys/ beside its farm.toml.
+    init_keys(farm.secrets, root / "keys")
     return farm
 
 

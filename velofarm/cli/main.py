@@ -44,8 +44,16 @@ def cmd_master_create(args: argparse.Namespace) -> int:
 
 def cmd_publish(args: argparse.Namespace) -> int:
     from velofarm.publish.directory import DirectoryPublisher
+    from velofarm.release.keys import load_trusted_keys
     from velofarm.release.verify import load_release
-    release = load_release(Path(args.release_dir))
+    if args.unsigned:
+        trusted = None
+    elif args.keys or Path("keys").is_dir():
+        trusted = load_trusted_keys(Path(args.keys or "keys"))
+    else:
+        raise VelofarmError("publish: no keys/ here to check the release's signatures with; pass --keys DIR "
+                            "(or --unsigned for a release made without signing)")
+    release = load_release(Path(args.release_dir), trusted)
     if args.to == "directory":
         if not args.dest:
             raise VelofarmError("--to directory needs --dest FOLDER")
@@ -79,13 +87,8 @@ def read_token(path: str, forge: str) -> str:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from velofarm.release.verify import verify_release
-    problems = verify_release(Path(args.release_dir))
-    for problem in problems:
-        print(f"FAIL {problem}")
-    if not problems:
-        print(f"{args.release_dir}: ok: every checksum, SHA256SUMS and release.json agree")
-    return 1 if problems else 0
+    from velofarm.cli.verify import run_verify
+    return run_verify(args)
 
 
 def cmd_notify(args: argparse.Namespace) -> int:
@@ -122,8 +125,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--api-url", default="https://api.github.com", help="GitHub Enterprise: https://HOST/api/v3")
     p.add_argument("--token-file", help="a file holding the token (never pass a token on the command line)")
     p.add_argument("--dest", help="the releases folder (directory)")
-    p = add("verify", cmd_verify, "check a release folder: every checksum, SHA256SUMS, release.json", spec=False)
-    p.add_argument("release_dir")
+    p.add_argument("--keys", help="the farm's public keys, to check the signatures first (default: ./keys)")
+    p.add_argument("--unsigned", action="store_true", help="publish a release made without signing")
+    p = add("verify", cmd_verify, "check a release: checksums, both signatures, provenance, SBOM "
+            "(exit 0 ok, 1 verification failed, 2 bad input)", spec=False)
+    from velofarm.cli.verify import add_verify_arguments
+    add_verify_arguments(p)
     p = add("notify", cmd_notify, "send pushed tags to the master (git post-receive hook)", spec=False)
     p.add_argument("--master", required=True, help="HOST:PORT of the master's PB port")
     p.add_argument("--password-file", required=True)
@@ -142,10 +149,11 @@ def build_parser() -> argparse.ArgumentParser:
 def extra_commands() -> list:  # type: ignore[type-arg]
     """Command groups kept in their own modules; each adds its subparsers."""
     from velofarm.cli import image as cli_image
+    from velofarm.cli import keys as cli_keys
     from velofarm.cli import plan as cli_plan
     from velofarm.cli import users as cli_users
     from velofarm.cli import workers as cli_workers
-    return [cli_users.register, cli_workers.register, cli_plan.register, cli_image.register]
+    return [cli_users.register, cli_workers.register, cli_plan.register, cli_keys.register, cli_image.register]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -5,5 +5,5 @@ HTTP clients on the standard library; never Buildbot.
 
 Entry points: `select.publisher_for(spec, token)`; `directory.DirectoryPublisher`;
 `github.GitHubPublisher`; `gitea.GiteaPublisher` (Gitea and Forgejo); `links` (each asset's download URL,
-computed before publishing).
+computed before publishing); `download` (fetch a published release for `velofarm verify`).
 """

@@ -3,7 +3,8 @@
 The release coordinator's "verify and assemble" step runs it on the master (internal plumbing, not
 an ops command):
 
-    python -m velofarm.release.assemble --spec farm.toml --tag TAG --commit SHA --artifacts DIR --out DIR
+    python -m velofarm.release.assemble --spec farm.toml --tag TAG --commit SHA --artifacts DIR --out DIR \
+        --records FILE [--source-cache DIR] [--git-cache DIR]     (or --unsigned)
 """
 
 from __future__ import annotations
@@ -20,10 +21,11 @@ from typing import Any
 from velofarm.artifacts.store import read_build_image
 from velofarm.errors import ReleaseError, VelofarmError
 from velofarm.publish.links import asset_url, release_page_url
+from velofarm.release.attest import TrustInputs, load_trust, sign_sums, write_attestations
 from velofarm.release.changelog import Changes, changes_heading, release_changes, render_changes
 from velofarm.release.checksums import checksum_line, read_checksum_file, sha256_file
 from velofarm.release.model import NOTES_FILE, RELEASE_JSON, SUMS_FILE
-from velofarm.release.notes import NotesIntro, NotesPlatform, render_notes
+from velofarm.release.notes import NotesIntro, NotesPlatform, VerifyInfo, render_notes
 from velofarm.spec.farm import Spec, load_spec
 from velofarm.spec.job import archive_name
 from velofarm.tags.semver import TagVersion, parse_tag
@@ -57,8 +59,9 @@ def _link_or_copy(src: Path, dst: Path) -> None:
 
 
 def assemble_release(spec: Spec, tag: str, commit: str, artifacts_root: Path, out: Path,
-                     changes: Changes | None = None) -> Path:
-    """Write `out` (which must not exist) as a complete, verified release directory.
+                     changes: Changes | None = None, trust: TrustInputs | None = None) -> Path:
+    """Write `out` (which must not exist) as a complete, verified release directory; with `trust`,
+    also signed (SHA256SUMS.minisig, SHA256SUMS.sig) and attested (provenance, SBOM).
 
     `changes` (changelog.collect_changes) opens the notes and goes into release.json; without it
     the notes say nothing of what changed.
@@ -73,7 +76,7 @@ def assemble_release(spec: Spec, tag: str, commit: str, artifacts_root: Path, ou
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     try:
-        _write_release(spec, tag, commit, version, found, tmp, changes)
+        _write_release(spec, tag, commit, version, found, tmp, changes, trust)
         os.replace(tmp, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -87,8 +90,9 @@ def _intro(changes: Changes | None) -> NotesIntro:
 
 
 def _write_release(spec: Spec, tag: str, commit: str, version: TagVersion,
-                   found: dict[str, tuple[Path, str]], tmp: Path, changes: Changes | None) -> None:
-    notes_platforms, assets, sums = [], [], []
+                   found: dict[str, tuple[Path, str]], tmp: Path, changes: Changes | None,
+                   trust: TrustInputs | None) -> None:
+    notes_platforms, sums = [], []
     for name, (archive, digest) in found.items():
         platform = spec.platforms[name]
         _link_or_copy(archive, tmp / archive.name)
@@ -97,16 +101,35 @@ def _write_release(spec: Spec, tag: str, commit: str, version: TagVersion,
         sums.append(checksum_line(digest, archive.name))
         notes_platforms.append(NotesPlatform(name, platform.target, platform.os, archive.name, digest, size,
                                              platform.exe_suffix, asset_url(spec.release, tag, archive.name)))
-    (tmp / SUMS_FILE).write_text("".join(sorted(sums, key=lambda line: line.split("  ")[1])), encoding="utf-8")
     binaries = [b.name for b in spec.project.binaries]
+    trust_meta: dict[str, Any] = {}
+    if trust is not None:
+        exes = sorted({b + spec.platforms[n].exe_suffix for n in found for b in binaries})
+        trust_meta = write_attestations(tmp, spec.project.name, version.version, tag, spec.repo_url,
+                                        {a.name: (a, d) for a, d in found.values()}, exes, trust)
+        sums += [checksum_line(sha256_file(tmp / n), n) for n in trust_meta.values()]
+    (tmp / SUMS_FILE).write_text("".join(sorted(sums, key=lambda line: line.split("  ")[1])), encoding="utf-8")
+    if trust is not None:
+        trust_meta["signatures"] = sign_sums(tmp, spec.project.name, tag, trust)
     runnable = [b.name for b in spec.project.binaries if b.smoke] or binaries
     intro = _intro(changes)
+    verify = VerifyInfo.from_keys_dir(spec.resolve("keys"), trust_meta) if trust is not None else None
     notes = render_notes(spec.project.title, spec.project.name, tag, commit, version.prerelease, notes_platforms,
                          binaries, list(spec.project.ship), runnable[0],
-                         sums_url=asset_url(spec.release, tag, SUMS_FILE), intro=intro)
+                         sums_url=asset_url(spec.release, tag, SUMS_FILE), intro=intro, verify=verify)
     (tmp / NOTES_FILE).write_text(notes, encoding="utf-8")
+    extra: dict[str, Any] = {"commit": commit, **trust_meta}
+    if changes is not None:  # the Releases page shows it (collapsed) from here
+        extra["changelog"], extra["previous_tag"] = intro.changelog, changes.previous
+    _write_meta(spec, tag, version, found, notes_platforms, extra, tmp)
+
+
+def _write_meta(spec: Spec, tag: str, version: TagVersion, found: dict[str, tuple[Path, str]],
+                notes_platforms: list[NotesPlatform], extra: dict[str, Any], tmp: Path) -> None:
+    """release.json; `extra` holds the commit, the trust assets (signatures, provenance, sbom), the changelog."""
     # Archives were hashed once (collect_platform); only the small files written here are hashed now.
     known = {archive.name: digest for archive, digest in found.values()}
+    assets = []
     for path in sorted(tmp.iterdir()):
         if path.name != NOTES_FILE:
             digest = known.get(path.name) or sha256_file(path)
@@ -114,7 +137,7 @@ def _write_release(spec: Spec, tag: str, commit: str, version: TagVersion,
                            "url": asset_url(spec.release, tag, path.name)})
     meta: dict[str, Any] = {
         "format": 1, "project": spec.project.name, "title": f"{spec.project.title} {tag}", "tag": tag,
-        "version": version.version, "commit": commit,
+        "version": version.version, "commit": extra["commit"],
         "prerelease": version.prerelease,
         # builder_image(_digest): the container image a Docker worker built the platform in.
         "platforms": [{"name": p.name, "target": p.target, "archive": p.archive, "sha256": p.sha256,
@@ -123,9 +146,18 @@ def _write_release(spec: Spec, tag: str, commit: str, version: TagVersion,
         "assets": assets, "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "release_url": release_page_url(spec.release, tag),
     }
-    if changes is not None:  # the Releases page shows it (collapsed) from here
-        meta["changelog"], meta["previous_tag"] = intro.changelog, changes.previous
+    meta.update(extra)
     (tmp / RELEASE_JSON).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+
+
+def _trust(spec: Spec, args: argparse.Namespace) -> TrustInputs:
+    """The keys (checked first: a bad key fails before any fetch), the records, the master's fetch of the tag."""
+    if not args.records:
+        raise ReleaseError("--records FILE (the coordinator's build records) is needed to sign and attest; "
+                           "pass --unsigned for a folder without signatures")
+    return load_trust(spec.resolve(spec.master.secrets_dir), spec.resolve("keys"), Path(args.records),
+                      list(spec.platforms), spec.repo_url, args.tag, args.commit, spec.project.manifest,
+                      Path(args.source_cache or Path(args.out).parent / ".source-cache"))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -136,11 +168,15 @@ def main(argv: list[str] | None = None) -> int:
         parser.add_argument(opt, required=True)
     parser.add_argument("--git-cache", help="folder for a mirror of the project's tags (the changelog); "
                         "without it the notes list no changes")
+    parser.add_argument("--records", help="the coordinator's build records (JSON) for the provenance")
+    parser.add_argument("--source-cache", help="where the master fetches the tag to read Cargo.lock (a bare repo)")
+    parser.add_argument("--unsigned", action="store_true", help="no signatures, provenance or SBOM")
     args = parser.parse_args(argv)
     try:
         spec = load_spec(Path(args.spec))
+        trust = None if args.unsigned else _trust(spec, args)
         changes = release_changes(spec, args.tag, args.commit, Path(args.git_cache)) if args.git_cache else None
-        out = assemble_release(spec, args.tag, args.commit, Path(args.artifacts), Path(args.out), changes)
+        out = assemble_release(spec, args.tag, args.commit, Path(args.artifacts), Path(args.out), changes, trust)
     except VelofarmError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -149,6 +185,8 @@ def main(argv: list[str] | None = None) -> int:
           f"prerelease={meta['prerelease']}")
     for asset in meta["assets"]:
         print(f"  {asset['sha256']}  {asset['size']:>10}  {asset['name']}")
+    kind = "pre-release" if meta["prerelease"] else "release"
+    print(f"summary: {len(meta['platforms'])} archives verified; {kind} {meta['tag']} assembled")  # the step's summary
     return 0
 
 

@@ -19,12 +19,31 @@ from velofarm.errors import VelofarmError
 from velofarm.tags.semver import parse_tag
 
 # The only build properties the dashboard ever reads; anything else could be a secret.
-ALLOWED_PROPERTIES = ("tag", "dry_run", "publish_state", "release_location")
+ALLOWED_PROPERTIES = ("tag", "dry_run", "publish_state", "release_location", "release_facts")
+# What other parts of the release write into release.json that the page shows (and nothing else):
+# the changelog (markdown), signature files, provenance and SBOM file names, reproduced status.
+FACT_KEYS = ("changelog", "signatures", "provenance", "sbom", "reproduced")
+MAX_CHANGELOG = 20_000  # characters kept in the build property; the full text is in the release
+FAILED_RESULTS = (2, 4)  # failure, exception
 # Buildbot's result codes (buildbot.process.results), by index.
 RESULT_NAMES = ("success", "warnings", "failure", "skipped", "exception", "retry", "cancelled")
 PAGE_SIZE = 50
 # A tag, platform or file name as the store writes them: no separators, no encoding, no dot-files.
 STORE_SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,199}$")
+
+
+@dataclass(frozen=True)
+class StepNote:
+    """One step of a build, as far as the page needs it: which one, what it said, its log's slug."""
+
+    number: int
+    name: str
+    summary: str
+    results: int | None
+    complete: bool
+    hidden: bool = False
+    log: str = ""  # the slug of its first log ("stdio"), "" when it has none
+    started_at: float | None = None
 
 
 @dataclass(frozen=True)
@@ -39,6 +58,8 @@ class BuildRecord:
     started_at: float | None
     complete_at: float | None
     props: Mapping[str, object] = field(default_factory=dict)
+    # A failed build's failing step; a running build's current step (see notable_step).
+    step: StepNote | None = None
 
     @property
     def tag(self) -> str:
@@ -90,6 +111,7 @@ class TagRow:
     cells: tuple[PlatformCell, ...]
     location: str = ""
     running: bool = False  # a release or platform build of this tag has not finished
+    facts: Mapping[str, object] = field(default_factory=dict)  # allow-listed release.json facts
 
 
 def release_rows(builds: Iterable[BuildRecord], release_builder: str, platform_builders: Mapping[str, str],
@@ -115,8 +137,52 @@ def release_rows(builds: Iterable[BuildRecord], release_builder: str, platform_b
         cells = tuple(_cell(p, latest.get((tag, p)), current) for p in platform_builders.values())
         running = any(not b.complete for b in [*attempts, *(c.build for c in cells if c.build)])
         rows.append(TagRow(tag=tag, publish=publish, release_build=shown, cells=cells, location=location,
-                           running=running))
+                           running=running, facts=_facts_of(attempts)))
     return newest_first(rows)
+
+
+def _facts_of(attempts: list[BuildRecord]) -> Mapping[str, object]:
+    """The facts of the newest release attempt that recorded any."""
+    for build in sorted(attempts, key=lambda b: b.number, reverse=True):
+        facts = build.props.get("release_facts")
+        if isinstance(facts, Mapping) and facts:
+            return facts
+    return {}
+
+
+def release_facts(meta: Mapping[str, object]) -> dict[str, object]:
+    """The allow-listed facts of a release.json, small enough for a build property."""
+    facts: dict[str, object] = {}
+    for key in FACT_KEYS:
+        value = meta.get(key)
+        if value in (None, "", [], {}):
+            continue
+        if key == "changelog":
+            value = str(value)[:MAX_CHANGELOG]
+        elif key == "signatures":
+            value = [str(v) for v in value][:50] if isinstance(value, list) else [str(value)]
+        elif not isinstance(value, (bool, int)):
+            value = str(value)[:500]
+        facts[key] = value
+    return facts
+
+
+def notable_step(build_state: str, steps: Iterable[StepNote]) -> StepNote | None:
+    """The step a person wants to open: the first failing one of a failed build, the one running now."""
+    shown = sorted((s for s in steps if not s.hidden), key=lambda s: s.number)
+    if build_state == "running":
+        running = [s for s in shown if not s.complete and s.started_at is not None]
+        return running[-1] if running else None
+    if build_state in ("failure", "exception", "cancelled"):
+        failed = [s for s in shown if s.complete and s.results in FAILED_RESULTS]
+        return failed[0] if failed else None
+    return None
+
+
+def matching(rows: list[TagRow], query: str) -> list[TagRow]:
+    """The rows whose tag contains `query` (case-insensitive); all rows for an empty query."""
+    needle = query.strip().lower()
+    return [r for r in rows if needle in r.tag.lower()] if needle else rows
 
 
 def _cell(platform: str, build: BuildRecord | None, release: BuildRecord | None) -> PlatformCell:
@@ -198,7 +264,7 @@ def with_artifacts(rows: list[TagRow], root: Path) -> list[TagRow]:
     return [TagRow(r.tag, r.publish, r.release_build,
                    tuple(PlatformCell(c.platform, c.build, stored_artifact(root, r.tag, c.platform),
                                       c.waiting) for c in r.cells),
-                   r.location, r.running) for r in rows]
+                   r.location, r.running, r.facts) for r in rows]
 
 
 class DownloadRefused(VelofarmError):

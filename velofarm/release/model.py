@@ -9,7 +9,9 @@ RELEASE_JSON = "release.json"
 NOTES_FILE = "RELEASE_NOTES.md"
 SUMS_FILE = "SHA256SUMS"
 
-CONTENT_TYPES = {".gz": "application/gzip", ".zip": "application/zip", ".sha256": "text/plain"}
+CONTENT_TYPES = {".gz": "application/gzip", ".zip": "application/zip", ".sha256": "text/plain",
+                 ".minisig": "text/plain", ".sig": "text/plain", ".intoto.jsonl": "application/jsonl",
+                 ".cdx.json": "application/vnd.cyclonedx+json"}
 
 
 def content_type(name: str) -> str:
@@ -22,7 +24,8 @@ def content_type(name: str) -> str:
 
 @dataclass(frozen=True)
 class Asset:
-    """One file of the release that is uploaded: an archive, a .sha256 file or SHA256SUMS."""
+    """One file of the release that is uploaded: an archive, a .sha256 file, SHA256SUMS, its signatures,
+    the provenance or the SBOM."""
 
     name: str
     path: Path

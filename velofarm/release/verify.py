@@ -8,6 +8,7 @@ from typing import Any
 
 from velofarm.errors import ReleaseError
 from velofarm.release.checksums import parse_sums, read_checksum_file, sha256_file
+from velofarm.release.keys import TrustedKeys
 from velofarm.release.model import NOTES_FILE, RELEASE_JSON, SUMS_FILE, Asset, Release
 from velofarm.tags.semver import parse_tag
 
@@ -34,8 +35,9 @@ def _plain_file_name(name: object) -> bool:
             and not name.startswith(".") and "\x00" not in name and name not in (RELEASE_JSON, NOTES_FILE))
 
 
-def verify_release(directory: Path) -> list[str]:
-    """Every problem found in a release directory, each naming the file; empty when it verifies."""
+def verify_release(directory: Path, trusted: TrustedKeys | None = None) -> list[str]:
+    """Every problem found in a release directory, each naming the file; empty when it verifies.
+    With `trusted` keys, the release must also be signed and attested by them (trustcheck)."""
     try:
         meta = _load_meta(directory)
     except ReleaseError as exc:
@@ -63,6 +65,9 @@ def verify_release(directory: Path) -> list[str]:
         problems.append(f"{RELEASE_JSON}: prerelease is {meta['prerelease']} but tag {meta['tag']} says otherwise")
     if not (directory / NOTES_FILE).is_file():
         problems.append(f"{NOTES_FILE}: missing")
+    if trusted is not None:
+        from velofarm.release.trustcheck import check_trust
+        problems += check_trust(directory, meta, trusted)
     return problems
 
 
@@ -76,6 +81,11 @@ def _check_sums(directory: Path, meta: dict[str, Any]) -> list[str]:
     except ReleaseError as exc:
         return [str(exc)]
     archives = [p["archive"] for p in meta["platforms"]]
+    # The SBOM and provenance are listed too, so the signature of SHA256SUMS covers them.
+    attested = [str(meta[k]) for k in ("sbom", "provenance") if meta.get(k)]
+    problems += [f"{SUMS_FILE}: {name} is not listed" for name in attested if name not in sums]
+    problems += [f"{name}: SHA-256 does not match {SUMS_FILE}" for name in attested
+                 if name in sums and (directory / name).is_file() and sha256_file(directory / name) != sums[name]]
     for archive in archives:
         path = directory / archive
         if archive not in sums:
@@ -90,14 +100,15 @@ def _check_sums(directory: Path, meta: dict[str, Any]) -> list[str]:
         except (ReleaseError, FileNotFoundError) as exc:
             problems.append(f"{side.name}: {exc}" if isinstance(exc, FileNotFoundError) else str(exc))
     problems += [f"{SUMS_FILE}: lists {name}, which is not an archive of this release"
-                 for name in sorted(set(sums) - set(archives))]
+                 for name in sorted(set(sums) - set(archives) - set(attested))]
     return problems
 
 
-def load_release(directory: Path) -> Release:
-    """A verified Release for publishers; ReleaseError listing every problem otherwise."""
+def load_release(directory: Path, trusted: TrustedKeys | None = None) -> Release:
+    """A verified Release for publishers; ReleaseError listing every problem otherwise. With `trusted`
+    keys, a bad or missing signature, provenance or SBOM is such a problem too."""
     directory = Path(directory)
-    problems = verify_release(directory)
+    problems = verify_release(directory, trusted)
     if problems:
         raise ReleaseError(f"{directory}: does not verify:\n  " + "\n  ".join(problems))
     meta = _load_meta(directory)

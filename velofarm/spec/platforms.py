@@ -49,6 +49,20 @@ class Platform:
     def builder_name(self) -> str:
         return f"build-{self.name}"
 
+    @property
+    def target_os(self) -> str:
+        """The OS the binaries run on, from the target triple (`os` is where they are built)."""
+        if "windows" in self.target:
+            return "windows"
+        if "apple" in self.target or "darwin" in self.target:
+            return "macos"
+        return "linux" if "linux" in self.target else "other"
+
+    @property
+    def builder_tags(self) -> list[str]:
+        """Where the platform builds and what it targets: ['platform', 'on-linux', 'for-windows', 'x86_64', 'cargo']."""
+        return ["platform", f"on-{self.os}", f"for-{self.target_os}", self.target.split("-")[0], self.method]
+
     def to_json(self) -> dict[str, Any]:
         """The platform as plain JSON data, as the worker-side tools read it."""
         return {

@@ -146,6 +146,32 @@ def _mb(size: int) -> str:
     return f"{size / 1024 / 1024:.1f}".removesuffix(".0")
 
 
+def print_summary(text: str) -> None:
+    """The step's one-line summary in the UI: the build step shows the last `summary:` line."""
+    print(f"summary: {text}", flush=True)
+
+
+def smoke_summary(version: str, results: list[SmokeResult]) -> str:
+    """'smoke: 5 binaries print 0.1.0' or the first failure."""
+    failed = [r for r in results if not r.ok]
+    if failed:
+        more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
+        return f"smoke failed: {failed[0].binary} {failed[0].note}{more}"
+    ran = sum(1 for r in results if r.argv)
+    skipped = len(results) - ran
+    return f"smoke: {ran} binar{'y prints' if ran == 1 else 'ies print'} {version}" + (
+        f", {skipped} not run (declared unsafe)" if skipped else "")
+
+
+def size_summary(sizes: list[tuple[str, int]], limit: int) -> str:
+    """'8 binaries, largest velo-sql 2.1 MiB of 30 MiB' or the binaries over the limit."""
+    over = [f"{name} {_mb(size)} MiB" for name, size in sizes if size > limit]
+    if over:
+        return f"{', '.join(over)} over the {_mb(limit)} MiB limit"
+    name, size = max(sizes, key=lambda item: item[1]) if sizes else ("none", 0)
+    return f"{len(sizes)} binar{'y' if len(sizes) == 1 else 'ies'}, largest {name} {_mb(size)} MiB of {_mb(limit)} MiB"
+
+
 # ---------------------------------------------------------------------------------------- CLI
 
 def _cmd_smoke(args: argparse.Namespace) -> int:
@@ -156,6 +182,7 @@ def _cmd_smoke(args: argparse.Namespace) -> int:
         if r.argv:
             print(f"     $ {' '.join(r.argv)}")
             print("".join(f"     | {line}\n" for line in r.output.splitlines()), end="")
+    print_summary(smoke_summary(tag_version(args.tag, job["platform"]["name"]), results))
     failed = [f"{r.binary} ({r.note})" for r in results if not r.ok]
     if failed:
         raise GateError(f"{_ctx(job, args.tag)}: smoke test failed for {'; '.join(failed)}; see the "
@@ -171,6 +198,7 @@ def _cmd_size(args: argparse.Namespace) -> int:
     print(f"{'binary':<40} {'size':>10}  (limit {_mb(limit)} MB, platform {job['platform']['name']})")
     for name, size in sizes:
         print(f"{name:<40} {_mb(size):>7} MB{'  OVER' if size > limit else ''}")
+    print_summary(size_summary(sizes, limit))
     problem = size_problem(job, args.tag, sizes)
     if problem:
         raise GateError(problem)

@@ -187,17 +187,29 @@ def _size(n: int) -> str:
     return f"{n / 1024 / 1024:.1f} MB" if n >= 1024 * 1024 else f"{n / 1024:.1f} KB"
 
 
+def _mib(n: int) -> str:
+    return f"{n / 2**20:.1f} MiB" if n >= 2**20 // 10 else f"{n / 1024:.0f} KiB"
+
+
+def print_summary(text: str) -> None:
+    """The step's one-line summary in the UI: the build step shows the last `summary:` line."""
+    print(f"summary: {text}", flush=True)
+
+
 def _cmd_archive(args: argparse.Namespace) -> int:
     out = write_archive(args.stagedir, args.format, args.epoch, args.out, args.executable)
     count = len(list(archive_entries(Path(args.stagedir))))
     when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(args.epoch))
     print(f"wrote {out}: {count} entries, {_size(out.stat().st_size)}, every mtime {when} "
           f"(epoch {args.epoch})")
+    print_summary(f"{out.name}: {count} entries, {_mib(out.stat().st_size)}")
     return 0
 
 
 def _cmd_checksum(args: argparse.Namespace) -> int:
-    print(write_checksum(args.file), end="")
+    line = write_checksum(args.file)
+    print(line, end="")
+    print_summary(f"archive {_mib(Path(args.file).stat().st_size)} sha256 {line[:8]}…")
     return 0
 
 

@@ -56,6 +56,7 @@ class Check:
     ok: bool
     detail: str
     fix: str = ""
+    program: str = ""  # what was looked for, as the step summary names it
 
     def line(self) -> str:
         if self.ok:
@@ -169,10 +170,22 @@ def check_toolchain(platform: dict[str, Any], needs_protoc: bool) -> list[Check]
     return checks
 
 
+def rustc_version(platform: dict[str, Any]) -> list[str]:
+    """`rustc -vV` of the compiler cargo will run ($RUSTC when set); cross builds name their image instead."""
+    if platform.get("method") == "cross":
+        return ["(rustc inside the cross image; see the builder image digest)"]
+    rustc = (platform.get("env") or {}).get("RUSTC") or os.environ.get("RUSTC") or "rustc"
+    try:
+        out = subprocess.run([rustc, "-vV"], capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.SubprocessError) as exc:
+        return [f"(failed: {exc})"]
+    return out.stdout.splitlines() if out.returncode == 0 else [f"(failed: exit {out.returncode})"]
+
+
 def _program(name: str, program: str, fix: str) -> Check:
     found = shutil.which(program)  # also checks a path with a folder in it directly
     where = "not found" if os.path.dirname(program) else "not on PATH"
-    return Check(name, bool(found), f"{program} ({found or where})", fix)
+    return Check(name, bool(found), f"{program} ({found or where})", fix, program)
 
 
 def _rust_fix(platform: dict[str, Any], program: str, field_name: str) -> str:
@@ -264,11 +277,40 @@ def build_env(platform: dict[str, Any], source_dir: str | Path, source_date_epoc
 
 # ---------------------------------------------------------------------------------------- CLI
 
+def print_summary(text: str) -> None:
+    """The step's one-line summary in the UI: the build step shows the last `summary:` line."""
+    print(f"summary: {text}", flush=True)
+
+
+def rust_version(platform: dict[str, Any]) -> str:
+    """'rustc 1.63.0' for the compiler cargo will run, or '' when it cannot say."""
+    rustc = (platform.get("env") or {}).get("RUSTC") or os.environ.get("RUSTC") or "rustc"
+    try:
+        out = subprocess.run([rustc, "--version"], check=False, stdin=subprocess.DEVNULL, capture_output=True,
+                             text=True, timeout=RUSTC_TIMEOUT).stdout.split()
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    return " ".join(out[:2]) if len(out) >= 2 else ""
+
+
+def toolchain_summary(platform: dict[str, Any], checks: list[Check]) -> str:
+    """'toolchain ok (rustc 1.63.0, x86_64-w64-mingw32-gcc, wine64)' or 'missing linker x (fix: ...)'."""
+    missing = [c for c in checks if not c.ok]
+    if missing:
+        first = missing[0]
+        more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
+        return f"missing {first.name} {first.program or first.detail}{more} (fix: {first.fix})"
+    tools = [os.path.basename(c.program) for c in checks if c.program and c.name not in ("cargo", "rustc")]
+    compiler = rust_version(platform) if platform.get("method") != "cross" else "cross"
+    return f"toolchain ok ({', '.join(part for part in [compiler, *tools] if part)})"
+
+
 def _cmd_version(args: argparse.Namespace) -> int:
     job = load_job(args.job)
     version = check_version(job, args.tag, Path.cwd())
     print(f"ok: tag {args.tag} matches {job.get('manifest') or 'Cargo.toml'} version {version} "
           f"(platform {job['platform']['name']})")
+    print_summary(f"version {version} = tag {args.tag}")
     return 0
 
 
@@ -280,11 +322,15 @@ def _cmd_toolchain(args: argparse.Namespace) -> int:
     checks = check_toolchain(platform, bool(job.get("needs_protoc")))
     for check in checks:
         print(check.line())
+    print_summary(toolchain_summary(platform, checks))
     missing = [c.name for c in checks if not c.ok]
     if missing:
         tag = f"tag {args.tag}, " if args.tag else ""
         raise PreflightError(f"{tag}platform {platform['name']}: worker {host.node()} lacks "
                              f"{', '.join(missing)}; run the fix commands above on it, then rebuild")
+    # The master records this output as the worker's toolchain for the release's provenance.
+    for line in rustc_version(platform):
+        print(f"rustc -vV: {line}")
     return 0
 
 

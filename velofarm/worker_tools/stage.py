@@ -192,6 +192,15 @@ def _size(n: int) -> str:
     return f"{n / 1024 / 1024:.1f} MB" if n >= 1024 * 1024 else f"{n / 1024:.1f} KB"
 
 
+def _mib(n: int) -> str:
+    return f"{n / 2**20:.1f} MiB" if n >= 2**20 // 10 else f"{n / 1024:.0f} KiB"
+
+
+def print_summary(text: str) -> None:
+    """The step's one-line summary in the UI: the build step shows the last `summary:` line."""
+    print(f"summary: {text}", flush=True)
+
+
 def _tree_stats(path: Path) -> tuple[int, int]:
     if path.is_file():
         return 1, path.stat().st_size
@@ -204,9 +213,13 @@ def _run(args: argparse.Namespace) -> int:
     folder = stage(job, args.tag, args.src, args.bin_dir, args.out, args.name)
     print(f"staged {folder} (tag {args.tag}, platform {job['platform']['name']})")
     suffix = job["platform"].get("exe_suffix") or ""
+    files = total = 0
     for item in [b["name"] + suffix for b in job["binaries"]] + list(job["ship"]):
         count, size = _tree_stats(folder.joinpath(*PurePosixPath(item).parts))
+        files, total = files + count, total + size
         print(f"  {item:<40} {count:>5} file{'s' if count != 1 else ' '} {_size(size):>10}")
+    print_summary(f"staged {len(job['binaries'])} binaries and {len(job['ship'])} ship entries "
+                  f"({files} files, {_mib(total)})")
     return 0
 
 

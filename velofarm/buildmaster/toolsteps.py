@@ -1,0 +1,66 @@
+"""Worker-tool steps whose summary in the UI says what happened, not which interpreter ran.
+
+The worker tools (preflight.py, pack.py) end with a line `summary: ...`; a failing tool ends
+with `error: <cause>; <fix>` on stderr. The step shows the last summary line, else the cause
+of the error, else its own name: never the command line with the worker's Python path.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from buildbot.process import logobserver
+from buildbot.process.results import SUCCESS
+from buildbot.steps.shell import ShellCommand
+from twisted.internet import defer
+
+SUMMARY = "summary: "
+ERROR = "error: "
+MAX_SUMMARY = 160  # Buildbot keeps step summaries in a 255-character column; the UI shows one line
+# The context a tool puts in front of an error ("tag v1.2.3, platform linux-x86_64: "): the build
+# page already says both, so the summary starts with the cause.
+CONTEXT = re.compile(r"^(tag [^,:;]+, )?platform [^:;]+: |^tag [^,:;]+: ")
+
+
+def summary_from_output(stdout: str, stderr: str) -> str:
+    """The summary a tool's output gives: its last `summary:` line, else the cause of its error."""
+    for line in reversed(stdout.splitlines()):
+        if line.startswith(SUMMARY):
+            return _short(line[len(SUMMARY):])
+    for line in reversed(stderr.splitlines()):
+        if line.startswith(ERROR):
+            return _short(failure_cause(line[len(ERROR):]))
+    return ""
+
+
+def failure_cause(message: str) -> str:
+    """'tag v1, platform p: ship entry 'configs' is missing ...; add it' -> "ship entry 'configs' is missing ..."."""
+    cause = CONTEXT.sub("", message.strip(), count=1)
+    return cause.split("; ", 1)[0]
+
+
+def _short(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= MAX_SUMMARY else text[:MAX_SUMMARY - 1] + "…"
+
+
+class ToolCommand(ShellCommand):
+    """A ShellCommand running a worker tool; its summary comes from the tool's own last words."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("description", [kwargs.get("name", "running")])
+        # The tool's own lines, not the worker's whole environment, open the log: the cause of a
+        # failure is then on the first screen of the log viewer.
+        kwargs.setdefault("logEnviron", False)
+        super().__init__(**kwargs)
+        self.output = logobserver.BufferLogObserver(wantStdout=True, wantStderr=True)
+        self.addLogObserver("stdio", self.output)
+
+    @defer.inlineCallbacks
+    def run(self) -> Any:
+        results = yield super().run()
+        summary = summary_from_output(self.output.getStdout(), self.output.getStderr())
+        # Without a summary line the step's name is better than the command (an interpreter path).
+        self.descriptionDone = [summary or (self.name if results == SUCCESS else f"{self.name} failed")]
+        return results

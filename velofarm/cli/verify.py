@@ -1,0 +1,88 @@
+"""`velofarm verify`: one command that checks a release folder or a published release.
+
+Exit codes: 0 everything verifies; 1 verification failed (each problem names its file);
+2 bad input (no keys, an unreadable --key, a release that cannot be downloaded).
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from pathlib import Path
+
+from velofarm.errors import VelofarmError
+
+OK, FAILED, BAD_INPUT = 0, 1, 2
+
+
+def add_verify_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("release", nargs="?", help="a release folder, or the URL of a directory release (…/releases/TAG/)")
+    p.add_argument("--github", nargs=2, metavar=("OWNER/REPO", "TAG"), help="download a GitHub release and check it")
+    p.add_argument("--api-url", default="https://api.github.com", help="GitHub Enterprise: https://HOST/api/v3")
+    p.add_argument("--token-file", help="a token for a private repository (never pass it on the command line)")
+    p.add_argument("--keys", help="the farm's public keys folder (default: ./keys when it exists)")
+    p.add_argument("--key", action="append", default=[], help="a public key file to trust (repeatable): "
+                   "minisign.pub, allowed_signers or ssh.pub, provenance.pub")
+    p.add_argument("--commit", help="the commit the release must be built from (GitHub releases carry no release.json)")
+    p.add_argument("--unsigned", action="store_true", help="check checksums only (a release made without keys)")
+
+
+def _trusted(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from velofarm.release.keys import load_trusted_keys
+    if args.unsigned:
+        return None
+    keys_dir = Path(args.keys) if args.keys else (Path("keys") if Path("keys").is_dir() else None)
+    if keys_dir is None and not args.key:
+        raise VelofarmError("no public keys to check the signatures with: pass the farm's keys/ folder with "
+                            "--keys DIR or a key with --key FILE (or --unsigned to check checksums only)")
+    trusted = load_trusted_keys(keys_dir, [Path(k) for k in args.key])
+    if not (trusted.minisign or trusted.ssh or trusted.provenance):
+        raise VelofarmError(f"{keys_dir or args.key}: holds no public key velofarm can read")
+    return trusted
+
+
+def run_verify(args: argparse.Namespace) -> int:
+    from velofarm.release.trustcheck import check_folder_without_meta
+    from velofarm.release.verify import verify_release
+    if bool(args.release) == bool(args.github):
+        print("error: name a release folder or URL, or --github OWNER/REPO TAG (one of them)")
+        return BAD_INPUT
+    try:
+        trusted = _trusted(args)
+        with tempfile.TemporaryDirectory(prefix="velofarm-verify-") as tmp:
+            if args.github:
+                folder = _download_github(args, Path(tmp))
+                if trusted is None:
+                    raise VelofarmError("--github: a GitHub release can only be checked with keys (it has no "
+                                        "release.json); drop --unsigned")
+                problems = check_folder_without_meta(folder, args.github[1], trusted, args.commit)
+            else:
+                folder = _local_or_downloaded(args.release, Path(tmp))
+                problems = verify_release(folder, trusted)
+            where = args.release or f"{args.github[0]} {args.github[1]}"
+    except VelofarmError as exc:
+        print(f"error: {exc}")
+        return BAD_INPUT
+    for problem in problems:
+        print(f"FAIL {problem}")
+    if problems:
+        return FAILED
+    what = "checksums" if trusted is None else "checksums, both signatures of SHA256SUMS, provenance and SBOM"
+    print(f"{where}: ok: {what} verify")
+    return OK
+
+
+def _local_or_downloaded(release: str, tmp: Path) -> Path:
+    from velofarm.publish.download import download_directory_release
+    if release.startswith(("http://", "https://")):
+        return download_directory_release(release, tmp / "release")
+    folder = Path(release)
+    if not folder.is_dir():
+        raise VelofarmError(f"{folder}: no such release folder")
+    return folder
+
+
+def _download_github(args: argparse.Namespace, tmp: Path) -> Path:
+    from velofarm.publish.download import download_github_release
+    token = Path(args.token_file).read_text(encoding="utf-8").strip() if args.token_file else None
+    return download_github_release(args.api_url, args.github[0], args.github[1], tmp / "release", token)
