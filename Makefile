@@ -24,7 +24,7 @@ test-fast: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check velofarm tests
 	$(VENV)/bin/mypy --strict velofarm/spec velofarm/tags velofarm/release velofarm/worker_tools \
-	    velofarm/publish velofarm/artifacts velofarm/buildmaster/farmplan.py velofarm/cli/farmlist.py
+	    velofarm/publish velofarm/artifacts velofarm/images velofarm/buildmaster/farmplan.py velofarm/cli/farmlist.py
 
 bench: $(STAMP)
 	$(PY) -m bench.run

@@ -14,7 +14,7 @@ from velofarm.cli.localfarm import LocalFarm, write_farm
 REPO = Path(__file__).resolve().parent.parent
 FARM_TOML = REPO / "farm.toml"
 IN_CI = os.environ.get("CI", "").lower() == "true"
-HOST_PLATFORMS = ["linux-x86_64", "windows-x86_64-gnu"]
+HOST_PLATFORMS = ["linux-x86_64", "windows-x86_64-gnu", "linux-arm64"]
 
 
 def need(program: str, package: str) -> str:
@@ -29,7 +29,8 @@ def need(program: str, package: str) -> str:
 
 
 def need_host_toolchains() -> None:
-    """Everything the two platforms this host builds need (linux-gnu natively, windows-gnu via mingw)."""
+    """Everything the platforms this host builds need (linux-gnu natively, windows-gnu via mingw,
+    linux-arm64 via Debian's multiarch cross toolchain and qemu-user)."""
     need("cargo", "cargo (or rustup)")
     need("/usr/bin/cargo", "cargo")
     need("/usr/bin/rustc", "rustc")
@@ -37,6 +38,22 @@ def need_host_toolchains() -> None:
     need("/usr/lib/wine/wine64", "wine64")
     if not Path("/usr/lib/rustlib/x86_64-pc-windows-gnu/lib").is_dir():
         need("/usr/lib/rustlib/x86_64-pc-windows-gnu/lib/missing", "libstd-rust-dev-windows")
+    need("aarch64-linux-gnu-gcc", "gcc-aarch64-linux-gnu libc6-dev-arm64-cross")
+    need("qemu-aarch64", "qemu-user")
+    if not Path("/usr/lib/rustlib/aarch64-unknown-linux-gnu/lib").is_dir():
+        need("/usr/lib/rustlib/aarch64-unknown-linux-gnu/lib/missing", "libstd-rust-dev:arm64 (after dpkg --add-architecture arm64)")
+
+
+def need_docker() -> None:
+    """A Docker engine that answers (skip by hand without one; fail in CI, where one runs)."""
+    from velofarm.images.engine import engine_problem
+    need("docker", "docker.io")
+    problem = engine_problem()
+    if problem:
+        message = f"no Docker engine reachable: {problem}; start it (systemctl start docker)"
+        if IN_CI:
+            pytest.fail(f"{message} (CI=true: the CI machine runs a Docker engine)")
+        pytest.skip(message)
 
 
 @pytest.fixture
@@ -56,3 +73,12 @@ def make_farm(tmp_path: Path) -> Iterator[Callable[..., LocalFarm]]:
         log = farm.master_dir / "twistd.log"
         if log.exists() and os.environ.get("VELOFARM_KEEP_LOGS"):
             shutil.copy(log, REPO / "test-artifacts" / f"{farm.root.name}-twistd.log")
+
+
+@pytest.fixture(scope="session")
+def builder_image() -> str:
+    """The builder image, built once per machine and reused (its tag is the hash of its inputs)."""
+    from velofarm.images.builder import build_builder
+    need_docker()
+    need("debootstrap", "debootstrap")
+    return build_builder(lambda line: print(line, flush=True)).tag

@@ -20,7 +20,7 @@ def test_check_accepts_the_repository_farm(tmp_path: Path) -> None:
     spec.write_text(text)
     out = velofarm("check", "--spec", str(spec))
     assert out.returncode == 0, out.stdout + out.stderr
-    assert "7 platforms" in out.stdout and "Config file is good!" in out.stdout
+    assert "8 platforms" in out.stdout and "Config file is good!" in out.stdout
 
 
 def test_check_names_the_bad_field_and_the_fix(tmp_path: Path) -> None:

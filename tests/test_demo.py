@@ -131,7 +131,8 @@ def wait_for_line(proc: subprocess.Popen[str], needle: str, timeout: float, seen
 def test_a_stop_signal_leaves_no_process_behind(tmp_path: Path, signum: int, moment: str) -> None:
     need_host_toolchains()
     demo_dir = tmp_path / "demo"
-    proc = subprocess.Popen([sys.executable, "-u", "-m", "velofarm.cli.main", "demo", "--dir", str(demo_dir)],
+    # --no-docker: this is about the demo's own processes (the master and host workers).
+    proc = subprocess.Popen([sys.executable, "-u", "-m", "velofarm.cli.main", "demo", "--no-docker", "--dir", str(demo_dir)],
                             cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     seen: list[str] = []
     try:

@@ -59,6 +59,25 @@ def test_doctor_prints_what_the_toolchain_step_prints(tmp_path: Path) -> None:
             assert line in ours
 
 
+def test_linux_arm64_on_a_host_without_the_multiarch_packages_names_each_package(tmp_path: Path) -> None:
+    """A PATH without the cross gcc and qemu, and a RUSTC without the arm64 standard library."""
+    data = tomllib.loads(FARM_TOML.read_text())
+    data["platforms"]["linux-arm64"] = {"env": {"RUSTC": str(tmp_path / "no-rustc")}}
+    (tmp_path / "farm.toml").write_text(tomlwrite.dumps(data))
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    out = subprocess.run([sys.executable, "-m", "velofarm.cli.main", "doctor", "--spec", str(tmp_path / "farm.toml"),
+                          "--platform", "linux-arm64"], capture_output=True, text=True, timeout=300, check=False,
+                         env={"PATH": str(empty), "HOME": str(tmp_path)})
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert "MISSING linker aarch64-linux-gnu-gcc (not on PATH) -> fix: apt-get install gcc-aarch64-linux-gnu " \
+           "libc6-dev-arm64-cross" in out.stdout
+    assert "MISSING runner qemu-aarch64 (not on PATH) -> fix: apt-get install qemu-user" in out.stdout
+    assert "dpkg --add-architecture arm64 && apt-get update && apt-get install rustc cargo libstd-rust-dev:arm64" \
+        in out.stdout
+    assert "lacks rustc, target, linker, runner" in out.stdout
+
+
 def test_every_check_of_a_cross_platform_is_made(tmp_path: Path) -> None:
     spec = load_spec(FARM_TOML)
     calls: list[tuple[str, bool]] = []
@@ -87,7 +106,7 @@ def test_which_platforms_are_checked() -> None:
     spec = load_spec(FARM_TOML)
     assert [p.name for p in select_platforms(spec, [], None, "macos")] == ["macos-x86_64", "macos-arm64"]
     assert [p.name for p in select_platforms(spec, [], "linux-1", "macos")] == ["linux-x86_64",
-                                                                                "windows-x86_64-gnu"]
+                                                                                "windows-x86_64-gnu", "linux-arm64"]
     assert [p.name for p in select_platforms(spec, ["macos-arm64"], None, "linux")] == ["macos-arm64"]
     with pytest.raises(SpecError, match=r"--platform 'macos-arm': not a platform of farm.toml \(did you mean"):
         select_platforms(spec, ["macos-arm"], None, "linux")

@@ -111,7 +111,7 @@ def golden_text(platform: str) -> str:
 
 
 def test_farm_toml_has_every_catalogue_platform() -> None:
-    assert sorted(spec().platforms) == PLATFORMS and len(PLATFORMS) == 7
+    assert sorted(spec().platforms) == PLATFORMS and len(PLATFORMS) == 8
 
 
 @pytest.mark.parametrize("platform", PLATFORMS)
@@ -167,7 +167,7 @@ def test_cross_and_cargo_platforms() -> None:
     programs = {p: build_step(p)["command"][0] for p in PLATFORMS}
     assert programs == {"linux-x86_64-musl": "cross", "linux-arm64-musl": "cross", "macos-x86_64": "cargo",
                         "macos-arm64": "cargo", "windows-x86_64-msvc": "cargo", "linux-x86_64": "cargo",
-                        "windows-x86_64-gnu": "/usr/bin/cargo"}
+                        "windows-x86_64-gnu": "/usr/bin/cargo", "linux-arm64": "/usr/bin/cargo"}
 
 
 def test_windows_gnu_uses_debians_toolchain_without_timestamps() -> None:
@@ -176,9 +176,17 @@ def test_windows_gnu_uses_debians_toolchain_without_timestamps() -> None:
     flags = env["RUSTFLAGS"].split()
     assert "link-arg=-Wl,--no-insert-timestamp" in flags and flags[flags.index("link-arg=-Wl,--no-insert-timestamp") - 1] == "-C"
     for platform in PLATFORMS:
-        if platform != "windows-x86_64-gnu":
+        if platform not in ("windows-x86_64-gnu", "linux-arm64"):
             assert "RUSTC" not in build_step(platform)["env"]
+        if platform != "windows-x86_64-gnu":
             assert "--no-insert-timestamp" not in build_step(platform)["env"]["RUSTFLAGS"]
+
+
+def test_linux_arm64_cross_links_with_debians_aarch64_gcc_and_smokes_under_qemu() -> None:
+    env = build_step("linux-arm64")["env"]
+    assert env["RUSTC"] == "/usr/bin/rustc"
+    assert env["CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER"] == "aarch64-linux-gnu-gcc"
+    assert spec().platforms["linux-arm64"].runner == ("qemu-aarch64", "-L", "/usr/aarch64-linux-gnu")
 
 
 @pytest.mark.parametrize("platform", PLATFORMS)

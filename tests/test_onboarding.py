@@ -180,7 +180,7 @@ def test_worker_list_reads_the_masters_state(farm: Path) -> None:
     assert table[0].split() == ["WORKER", "PLATFORMS", "CONNECTED", "LAST", "SEEN", "CURRENT", "BUILD",
                                 "DECLARED", "IN"]
     rows = {line.split()[0]: line for line in table[1:]}
-    assert re.search(r"linux-1\s+linux-x86_64,windows-x86_64-gnu\s+yes\s+now\s+build-linux-x86_64 #12\s+farm.toml",
+    assert re.search(r"linux-1\s+linux-x86_64,windows-x86_64-gnu,linux-arm64\s+yes\s+now\s+build-linux-x86_64 #12\s+farm.toml",
                      rows["linux-1"])
     assert re.search(r"lin-2\s+linux-x86_64\s+no\s+2026-01-01 00:00:00 UTC \(last build\)\s+-\s+workers/registry.toml",
                      rows["lin-2"])

@@ -32,7 +32,8 @@ from velofarm.cli.localfarm import LocalFarm, free_port, git, write_farm
 from velofarm.tags.webhook import signature_of
 
 pytestmark = pytest.mark.integration
-TARGETS = {"linux-x86_64": "x86_64-unknown-linux-gnu", "windows-x86_64-gnu": "x86_64-pc-windows-gnu"}
+TARGETS = {"linux-x86_64": "x86_64-unknown-linux-gnu", "windows-x86_64-gnu": "x86_64-pc-windows-gnu",
+           "linux-arm64": "aarch64-unknown-linux-gnu"}
 WEBHOOK_SECRET = "It's a Secret to Everybody"
 
 

@@ -49,10 +49,10 @@ def test_base_is_valid(tmp_path: Path) -> None:
 
 # ------------------------------------------------------------------------------ the repository's farm.toml
 
-def test_repository_farm_toml_has_all_seven_catalogue_platforms() -> None:
+def test_repository_farm_toml_has_all_eight_catalogue_platforms() -> None:
     spec = load_spec(FARM_TOML)
     assert sorted(spec.platforms) == sorted(catalogue_data())
-    assert len(spec.platforms) == 7
+    assert len(spec.platforms) == 8
     p = spec.platforms
     assert {n for n, x in p.items() if x.method == "cross"} == {"linux-x86_64-musl", "linux-arm64-musl"}
     assert {x.target for x in p.values() if x.method == "cross"} == {
@@ -64,6 +64,9 @@ def test_repository_farm_toml_has_all_seven_catalogue_platforms() -> None:
     gnu = p["windows-x86_64-gnu"]
     assert (gnu.target, gnu.os, gnu.cargo, gnu.env) == (
         "x86_64-pc-windows-gnu", "linux", "/usr/bin/cargo", {"RUSTC": "/usr/bin/rustc"})
+    arm = p["linux-arm64"]
+    assert (arm.target, arm.os, arm.method, arm.cargo, arm.linker) == (
+        "aarch64-unknown-linux-gnu", "linux", "cargo", "/usr/bin/cargo", "aarch64-linux-gnu-gcc")
     assert spec.release.publisher == "directory"
     assert spec.master.www_port == 8010
 
@@ -74,7 +77,7 @@ def test_repository_farm_toml_workers_serve_their_platforms() -> None:
     declared = {"linux-docker-1": ("linux-x86_64-musl", "linux-arm64-musl"),
                 "mac-mini-1": ("macos-x86_64", "macos-arm64"),
                 "win-msvc-1": ("windows-x86_64-msvc",),
-                "linux-1": ("linux-x86_64", "windows-x86_64-gnu")}
+                "linux-1": ("linux-x86_64", "windows-x86_64-gnu", "linux-arm64")}
     for name, platforms in declared.items():
         assert spec.workers[name].platforms == platforms
         assert spec.workers[name].source == "farm.toml"
@@ -86,10 +89,10 @@ def test_repository_farm_toml_workers_serve_their_platforms() -> None:
 def test_every_catalogue_platform_validates_and_names_a_known_target() -> None:
     platforms = catalogue()
     targets = set(known_targets())
-    assert len(platforms) == 7
+    assert len(platforms) == 8
     for p in platforms.values():
         assert p.target in targets
-    assert len({p.target for p in platforms.values()}) == 7
+    assert len({p.target for p in platforms.values()}) == 8
 
 
 def test_catalogue_override_keeps_the_other_fields(tmp_path: Path) -> None:

@@ -19,3 +19,7 @@ class ReleaseError(VelofarmError):
 
 class PublishError(VelofarmError):
     """A verified release could not be published."""
+
+
+class ImageError(VelofarmError):
+    """A builder image (or its base) could not be made: names the stage, the input and the fix."""

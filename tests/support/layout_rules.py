@@ -6,7 +6,7 @@ Rooms and what each may import (README's Layout, ../STYLE.md's picture):
 - buildmaster/: the only room that may import buildbot, twisted or flask;
 - cli/: the `velofarm` command; it may import velofarm.buildmaster (to print or start the farm),
   but buildbot, twisted and flask only through it;
-- the pure rooms (spec, tags, release, publish, artifacts, onboard) and the shared leaves: never
+- the pure rooms (spec, tags, release, publish, artifacts, onboard, images) and the shared leaves: never
   the Buildbot layer, never the face;
 - the shared leaves (errors, names, secretstore, users) import only each other;
 - the package root holds only the shared leaves; no module is over MAX_LINES lines.
@@ -25,7 +25,7 @@ FRAMEWORKS = ("buildbot", "twisted", "flask")  # buildbot_worker, buildbot_www..
 BUILDBOT_LAYER = "buildmaster"
 FACE = "cli"
 WORKER_TOOLS = "worker_tools"
-PURE_ROOMS = ("spec", "tags", "release", "publish", "artifacts", "onboard", WORKER_TOOLS)
+PURE_ROOMS = ("spec", "tags", "release", "publish", "artifacts", "onboard", "images", WORKER_TOOLS)
 LEAVES = ("errors", "names", "secretstore", "users")
 ROOMS = (*PURE_ROOMS, BUILDBOT_LAYER, FACE)
 OLDEST_WORKER_PYTHON = (3, 9)

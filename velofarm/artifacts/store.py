@@ -147,3 +147,25 @@ def _show_newest(build: Path, platform_dir: Path, archive: str) -> None:
         except OSError:
             shutil.copy2(build / name, tmp)
         os.replace(tmp, platform_dir / name)
+
+
+BUILD_IMAGE_FILE = "builder-image.json"  # beside a platform's archive: the image that built it
+
+
+def write_build_image(folder: Path, image: str, digest: str) -> Path:
+    """Record which container image built this platform's archive (temp name, then rename)."""
+    path = folder / BUILD_IMAGE_FILE
+    tmp = folder / f".{BUILD_IMAGE_FILE}.tmp-{os.getpid()}"
+    tmp.write_text(json.dumps({"builder_image": image, "builder_image_digest": digest}, indent=1) + "\n",
+                   encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
+def read_build_image(folder: Path) -> dict[str, str]:
+    """What write_build_image recorded, or {} for an archive built on a plain worker."""
+    path = folder / BUILD_IMAGE_FILE
+    if not path.is_file():
+        return {}
+    data = json.loads(path.read_text(encoding="utf-8"))
+    return {k: str(data[k]) for k in ("builder_image", "builder_image_digest") if k in data}

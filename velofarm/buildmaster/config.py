@@ -9,9 +9,16 @@ from typing import Any
 from buildbot.plugins import secrets, util
 from twisted.python import log
 
+from velofarm.buildmaster import restfix
 from velofarm.buildmaster.changes import change_sources
 from velofarm.buildmaster.factories import platform_factory, release_factory
-from velofarm.buildmaster.farmplan import CHANGE_SECRET, COORDINATOR, RELEASE_BUILDER, platform_builders
+from velofarm.buildmaster.farmplan import (
+    CHANGE_SECRET,
+    COORDINATOR,
+    RELEASE_BUILDER,
+    buildbot_worker_names,
+    platform_builders,
+)
 from velofarm.buildmaster.logcap import LOG_MAX_SIZE, LOG_MAX_TAIL_SIZE, LogCap
 from velofarm.buildmaster.privacy import make_private, privacy_report
 from velofarm.buildmaster.schedulers import all_schedulers
@@ -48,7 +55,8 @@ def builders(spec: Spec, basedir: Path) -> list[Any]:
     signer = authenticode_signer_for(spec)
     twice = spec.release.reproduce > 1  # each platform's two builders prefer different workers
     result = [
-        util.BuilderConfig(name=b.name, workernames=[w.name for w in spec.workers_for(b.platform.name)],
+        util.BuilderConfig(name=b.name, workernames=[n for w in spec.workers_for(b.platform.name)
+                                        for n in buildbot_worker_names(w)],
                            factory=platform_factory(spec, b.platform, artifacts, b.again,
                                                     signer if b.platform.authenticode else None),
                            collapseRequests=False,
@@ -152,6 +160,7 @@ def load_master_config(basedir: str | Path, spec_path: str | Path | None = None)
     report = privacy_report(basedir, make_private(basedir))
     if report:
         log.msg(report)
+    restfix.install()
     spec = load_spec(spec_path_for(basedir, spec_path))
     store = SecretStore(secrets_dir(spec))
     store.ensure()  # a fresh checkout has no secrets folder yet; it is created 0700
@@ -163,7 +172,7 @@ def load_master_config(basedir: str | Path, spec_path: str | Path | None = None)
         "protocols": {"pb": {"port": pb_endpoint(spec, store)}},
         "db": {"db_url": db_url(spec, store)},
         "secretsProviders": [SecretsFolder(dirname=str(store.directory))],
-        "workers": all_workers(spec),
+        "workers": all_workers(spec, str(store.directory)),
         "builders": builders(spec, basedir),
         "schedulers": all_schedulers(spec),
         "change_source": change_sources(spec, store.get(CHANGE_SECRET), basedir / "gitpoller"),

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from velofarm.spec.farm import Spec
+from velofarm.spec.farm import Spec, Worker
 from velofarm.spec.platforms import Platform
 
 RELEASE_BUILDER = "release"
@@ -68,10 +68,23 @@ class SchedulerPlan:
     started_by: str
 
 
+def buildbot_worker_names(w: Worker) -> list[str]:
+    """A Docker worker with max_builds N is N latent workers (one container, one build each)."""
+    if w.docker is None or w.max_builds == 1:
+        return [w.name]
+    return [w.name] + [f"{w.name}-{i}" for i in range(2, w.max_builds + 1)]
+
+
+def _served_by(w: Worker) -> tuple[tuple[str, int], ...]:
+    if w.docker is None:
+        return ((w.name, w.max_builds),)
+    return tuple((name, 1) for name in buildbot_worker_names(w))
+
+
 def builder_plans(spec: Spec) -> list[BuilderPlan]:
     """One builder per platform (two with reproduce = 2, in farm.toml's order), then the release coordinator."""
     result = [BuilderPlan(b.name, f"{b.platform.target} ({b.platform.method})" + (", second build" if b.again else ""),
-                          tuple((w.name, w.max_builds) for w in spec.workers_for(b.platform.name)), b.platform.name)
+                          tuple(s for w in spec.workers_for(b.platform.name) for s in _served_by(w)), b.platform.name)
               for b in platform_builders(spec)]
     result.append(BuilderPlan(RELEASE_BUILDER, "the coordinator: every platform, then verify, publish",
                               ((COORDINATOR, COORDINATOR_MAX_BUILDS),)))

@@ -22,7 +22,7 @@ from twisted.python import log
 from velofarm.artifacts.incoming import Receipt, UploadGrants
 from velofarm.artifacts.receiver import PATH_PREFIX, ReceiverServer, start_receiver, stop_receiver, tls_context
 from velofarm.artifacts.retention import remove_leftovers
-from velofarm.artifacts.store import BuildIdentity, commit_incoming, incoming_dir
+from velofarm.artifacts.store import BuildIdentity, commit_incoming, incoming_dir, write_build_image
 from velofarm.buildmaster.toolsteps import summary_from_output
 from velofarm.errors import VelofarmError
 from velofarm.onboard.workertac import CA_DIR
@@ -203,6 +203,11 @@ class UploadArtifact(buildstep.ShellMixin, buildstep.BuildStep):
             yield log_.addStdout(f"signed the .exe files with Authenticode (certificate {self.signer.cert.name})\n")
         yield log_.addStdout(f"stored {final} as {record.describe()} of commit {record.commit}\n")
         self.setProperty("artifact", str(final), "UploadArtifact")
+        if self.getProperty("builder_image_digest"):
+            # Recorded beside the archive for release.json (and provenance): which image built it.
+            yield threads.deferToThread(write_build_image, final.parent, self.getProperty("builder_image"),
+                                        self.getProperty("builder_image_digest"))
+            yield log_.addStdout(f"built in image {self.getProperty('builder_image_digest')}\n")
         self.descriptionDone = [f"stored ({receipt.size / 2**20:.1f} MiB in {seconds:.1f} s)"]
         return SUCCESS
 

@@ -54,20 +54,45 @@ def prepare_dir(directory: Path) -> None:
     (directory / MARKER).write_text("velofarm demo scratch folder; safe to delete\n")
 
 
-def run_demo(directory: Path, once: bool, spec_template: Path) -> int:
+def container_image(use_docker: bool) -> str | None:
+    """The builder image's tag when a Docker engine is here (built first, reused later), else None."""
+    from velofarm.images.builder import build_builder
+    from velofarm.images.engine import engine_problem
+    if not use_docker:
+        print("workers   host worker processes (--no-docker)")
+        return None
+    problem = engine_problem()
+    if problem:
+        print(f"workers   host worker processes: no Docker engine reachable ({problem})")
+        return None
+    image = build_builder(lambda line: print(line, flush=True))
+    print(f"workers   Docker containers of {image.tag} ({image.image_id[:19]}), a fresh one per build")
+    return image.tag
+
+
+def container_platforms(spec: Spec) -> tuple[list[str], dict[str, list[str]]]:
+    """The platforms the builder image has toolchains for; the others are skipped, saying why."""
+    from velofarm.images.builder import IMAGE_PLATFORMS
+    ok = [name for name in spec.platforms if name in IMAGE_PLATFORMS]
+    return ok, {name: ["the builder image has no toolchain for it (images/builder/Dockerfile)"]
+                for name in spec.platforms if name not in IMAGE_PLATFORMS}
+
+
+def run_demo(directory: Path, once: bool, spec_template: Path, use_docker: bool = True) -> int:
     """The demo; SIGINT, SIGTERM and SIGHUP stop it, and the master and workers it started."""
     with stop_signals_raise():
         try:
-            return _run_demo(directory.resolve(), once, spec_template)
+            return _run_demo(directory.resolve(), once, spec_template, use_docker)
         except Stopped as stop:
             print(f"stopped   by {signal.Signals(stop.signum).name}: the master and workers are stopped",
                   file=sys.stderr)
             return 128 + stop.signum
 
 
-def _run_demo(directory: Path, once: bool, spec_template: Path) -> int:
+def _run_demo(directory: Path, once: bool, spec_template: Path, use_docker: bool) -> int:
     spec = load_spec(spec_template)
-    platforms, skipped = buildable_platforms(spec)
+    image = container_image(use_docker)
+    platforms, skipped = container_platforms(spec) if image else buildable_platforms(spec)
     for name, reasons in skipped.items():
         print(f"skipped   {name}: this host cannot build it:")
         for reason in reasons:
@@ -76,7 +101,7 @@ def _run_demo(directory: Path, once: bool, spec_template: Path) -> int:
         raise VelofarmError("this host can build none of the platforms; run the fixes above and try again")
     prepare_dir(directory)
     # Each platform is built twice and published only if both archives are byte-identical.
-    farm = write_farm(directory, spec_template, platforms, release={"reproduce": 2})
+    farm = write_farm(directory, spec_template, platforms, release={"reproduce": 2}, docker_image=image)
     farm.init_repo()
     print(f"keys      {farm.root / 'keys'} (private halves in {farm.secrets.directory}, mode 0600)")
     print(f"building  {', '.join(platforms)} in {directory}")
@@ -211,7 +236,8 @@ def report(master: MasterPoller, farm: LocalFarm, platforms: list[str], release:
         build = _latest(master, f"build-{entry['name']}") or {}
         took = (build.get("complete_at") or 0) - (build.get("started_at") or 0)
         print(f"  {entry['name']:<20} {entry['archive']:<52} {entry['size'] / 1048576:6.2f} MiB  "
-              f"{entry['sha256'][:16]}  built in {took:.0f} s")
+              f"{entry['sha256'][:16]}  built in {took:.0f} s"
+              + (f" in image {entry['builder_image_digest'][7:19]}" if "builder_image_digest" in entry else ""))
     agreed = meta.get("reproduced", {}).get("platforms", {})
     if agreed:
         print(f"reproduced {sum(len(a['agreed']) > 1 for a in agreed.values())} of {len(agreed)} platforms: "

@@ -25,6 +25,7 @@ from velofarm.secretstore import SecretStore, worker_secret_name
 from velofarm.spec import tomlwrite
 from velofarm.tags.notify import install_hook
 
+DOCKER_SOCKET = "unix:///var/run/docker.sock"
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "velostream-mini"
 
 
@@ -60,7 +61,9 @@ class LocalFarm:
     spec_path: Path
     www_port: int
     pb_port: int
-    workers: dict[str, list[str]] = field(default_factory=dict)
+    workers: dict[str, list[str]] = field(default_factory=dict)  # worker processes this farm starts
+    git_daemon_port: int = 0  # serve remote.git over git:// on loopback (for build containers)
+    docker_workers: dict[str, list[str]] = field(default_factory=dict)  # latent: the master starts them
 
     @property
     def master_dir(self) -> Path:
@@ -150,7 +153,26 @@ class LocalFarm:
         os.kill(pid, signal.SIGKILL)
         (self.worker_dir(name) / "twistd.pid").unlink(missing_ok=True)
 
+    def start_git_daemon(self) -> None:
+        """A build container sees no host folder: it clones remote.git over git:// on loopback."""
+        if not self.git_daemon_port:
+            return
+        subprocess.run(["git", "daemon", "--reuseaddr", "--export-all", f"--base-path={self.root}",
+                        "--listen=127.0.0.1", f"--port={self.git_daemon_port}", "--detach",
+                        f"--pid-file={self.root / 'git-daemon.pid'}", str(self.root)], check=True, timeout=30)
+        wait_for(lambda: _port_open(self.git_daemon_port), 30, "git daemon")
+
+    def stop_git_daemon(self) -> None:
+        pid_file = self.root / "git-daemon.pid"
+        if pid_file.exists():
+            try:
+                os.kill(int(pid_file.read_text().strip()), signal.SIGTERM)
+            except (ProcessLookupError, ValueError):
+                pass
+            pid_file.unlink(missing_ok=True)
+
     def start_all(self) -> None:
+        self.start_git_daemon()
         self.start_master()
         for name in self.workers:
             self.start_worker(name)
@@ -162,6 +184,7 @@ class LocalFarm:
         for name in self.workers:
             self.stop_worker(name)
         self.stop_master()
+        self.stop_git_daemon()
         kill_processes_under(self.root)
 
     # --- the REST API ----------------------------------------------------------------------
@@ -184,6 +207,11 @@ class LocalFarm:
             builds = [b for b in self.builds("release") if b["number"] == number and b["complete"]]
             return builds[0] if builds else None
         return dict(self.wait(done, timeout, f"release build #{number}", every=0.5))
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float, what: str, every: float = 0.2) -> Any:
@@ -226,22 +254,35 @@ def stop_daemon(directory: Path, stop_command: list[str], grace: float = 30) -> 
     pid_file.unlink(missing_ok=True)
 
 
+def docker_worker(image: str | None) -> dict[str, Any]:
+    """farm.toml fields of a Docker worker on this machine's engine; {} for a worker process."""
+    if not image:
+        return {}
+    return {"docker_host": DOCKER_SOCKET, "image": image, "network": "host"}
+
+
 def write_farm(root: Path, template: Path, platforms: list[str], workers_per_platform: int = 1,
-               release: dict[str, Any] | None = None, master: dict[str, Any] | None = None) -> LocalFarm:
-    """A farm.toml for this machine: the template's project, the given platforms, local workers."""
+               release: dict[str, Any] | None = None, master: dict[str, Any] | None = None,
+               docker_image: str | None = None) -> LocalFarm:
+    """A farm.toml for this machine: the template's project, the given platforms, local workers.
+
+    With `docker_image`, every platform builds in Docker latent workers (a fresh container of that
+    image per build, on host networking so it reaches the loopback master) instead of worker processes.
+    """
     data = tomllib.loads(template.read_text(encoding="utf-8"))
     root.mkdir(parents=True, exist_ok=True)
     www_port, pb_port = free_port(), free_port()
-    data["project"]["git_url"] = str(root / "remote.git")
+    git_port = free_port() if docker_image else 0
+    data["project"]["git_url"] = f"git://127.0.0.1:{git_port}/remote.git" if docker_image else str(root / "remote.git")
     # Local workers run this very interpreter: name it rather than a `python3` looked up on PATH
-    # (often a pyenv shim, which costs a shell start for every tool step).
-    data["platforms"] = {name: {"python": sys.executable, **data.get("platforms", {}).get(name, {})}
-                         for name in platforms}
+    # (often a pyenv shim, which costs a shell start for every tool step). A container has its own.
+    python = {} if docker_image else {"python": sys.executable}
+    data["platforms"] = {name: {**python, **data.get("platforms", {}).get(name, {})} for name in platforms}
     workers: dict[str, list[str]] = {}
     for name in platforms:
         for i in range(1, workers_per_platform + 1):
-            workers[f"local-{name}-{i}"] = [name]
-    data["workers"] = {w: {"platforms": p, "max_builds": 1} for w, p in workers.items()}
+            workers[f"{'docker' if docker_image else 'local'}-{name}-{i}"] = [name]
+    data["workers"] = {w: {"platforms": p, "max_builds": 1, **docker_worker(docker_image)} for w, p in workers.items()}
     data["release"] = {**data.get("release", {}), "publisher": "directory",
                        "directory": str(root / "releases"), **(release or {})}
     data["master"] = {"www_bind": "127.0.0.1", "www_port": www_port, "url": f"http://127.0.0.1:{www_port}/",
@@ -249,8 +290,10 @@ def write_farm(root: Path, template: Path, platforms: list[str], workers_per_pla
                       "secrets_dir": str(root / "secrets"), **(master or {})}
     spec_path = root / "farm.toml"
     spec_path.write_text(tomlwrite.dumps(data), encoding="utf-8")
-    farm = LocalFarm(root=root, spec_path=spec_path, www_port=www_port, pb_port=pb_port, workers=workers)
-    for worker in workers:
+    farm = LocalFarm(root=root, spec_path=spec_path, www_port=www_port, pb_port=pb_port,
+                     workers={} if docker_image else workers, git_daemon_port=git_port,
+                     docker_workers=workers if docker_image else {})
+    for worker in farm.workers:
         farm.secrets.generate(worker_secret_name(worker))
     farm.secrets.generate(CHANGE_SECRET)
     # Every local farm signs its releases, as a real one must: keys/ beside its farm.toml.

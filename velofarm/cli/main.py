@@ -99,7 +99,7 @@ def cmd_notify(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from velofarm.cli.demo import run_demo
-    return run_demo(Path(args.dir), once=args.once, spec_template=Path(args.spec))
+    return run_demo(Path(args.dir), once=args.once, spec_template=Path(args.spec), use_docker=not args.no_docker)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -141,6 +141,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(spec=str(Path(__file__).resolve().parents[2] / "farm.toml"))
     p.add_argument("--dir", default=".demo", help="scratch folder (default .demo)")
     p.add_argument("--once", action="store_true", help="exit when the release is done")
+    p.add_argument("--no-docker", action="store_true",
+                   help="build on host worker processes even when a Docker engine is reachable")
     for register in extra_commands():
         register(sub)
     return parser
@@ -149,11 +151,13 @@ def build_parser() -> argparse.ArgumentParser:
 def extra_commands() -> list:  # type: ignore[type-arg]
     """Command groups kept in their own modules; each adds its subparsers."""
     from velofarm.cli import artifacts as cli_artifacts
+    from velofarm.cli import image as cli_image
     from velofarm.cli import keys as cli_keys
     from velofarm.cli import plan as cli_plan
     from velofarm.cli import users as cli_users
     from velofarm.cli import workers as cli_workers
-    return [cli_users.register, cli_workers.register, cli_plan.register, cli_keys.register, cli_artifacts.register]
+    return [cli_users.register, cli_workers.register, cli_plan.register, cli_keys.register, cli_artifacts.register,
+            cli_image.register]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from velofarm.artifacts.store import BUILD_JSON, BuildIdentity, build_dir, read_build_identity
+from velofarm.artifacts.store import BUILD_JSON, BuildIdentity, build_dir, read_build_identity, read_build_image
 from velofarm.errors import ArtifactError, ReleaseError, VelofarmError
 from velofarm.publish.links import asset_url, release_page_url
 from velofarm.release.attest import TrustInputs, load_trust, sign_sums, write_attestations
@@ -230,8 +230,10 @@ def _write_meta(spec: Spec, tag: str, version: TagVersion, found: dict[str, Plat
         "format": 1, "project": spec.project.name, "title": f"{spec.project.title} {tag}", "tag": tag,
         "version": version.version, "commit": extra["commit"],
         "prerelease": version.prerelease,
+        # builder_image(_digest): the container image a Docker worker built the platform in.
         "platforms": [{"name": p.name, "target": p.target, "archive": p.archive, "sha256": p.sha256,
-                       "size": p.size, "url": p.url, "builds": [_identity_json(r) for r in found[p.name].records]}
+                       "size": p.size, "url": p.url, "builds": [_identity_json(r) for r in found[p.name].records],
+                       **read_build_image(found[p.name].archive.parent)}
                       for p in notes_platforms],
         "reproduced": {"builds_per_platform": spec.release.reproduce,
                        "platforms": {name: {"agreed": [r.build_id for r in built.records], "sha256": built.sha256}

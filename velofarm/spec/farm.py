@@ -10,8 +10,9 @@ from typing import Any
 
 from velofarm.errors import SpecError
 from velofarm.names import unsafe_name_reason
+from velofarm.spec.docker import DOCKER_FIELDS, DockerSettings, check_tls_files, docker_settings
 from velofarm.spec.master import MasterSettings, parse_master
-from velofarm.spec.platforms import OSES, Platform, build_platform, catalogue_data, suggest
+from velofarm.spec.platforms import Platform, build_platform, catalogue_data, suggest, worker_os
 from velofarm.spec.registry import read_registry
 from velofarm.spec.release_fields import GiteaFields, gitea_fields, notes_fields, reproduce_count
 
@@ -46,6 +47,7 @@ class Worker:
     max_builds: int = 1
     os: str = ""  # linux, macos or windows; "" when farm.toml does not say
     source: str = "farm.toml"  # the file that declares it (farm.toml or the worker registry)
+    docker: DockerSettings | None = None  # a Docker latent worker: a fresh container per build
 
 
 @dataclass(frozen=True)
@@ -262,6 +264,7 @@ def _all_workers(data: dict[str, Any], platforms: dict[str, Platform], path: Pat
     shown = _shown(reg_path, path.parent)
     tables = read_registry(reg_path) if registry is None else registry
     added = _workers(tables, platforms, f"{shown}: workers", source=shown)
+    check_tls_files({**workers, **added}, path.parent / master.secrets_dir, where)
     for name in added:
         if name in workers:
             raise SpecError(f"worker '{name}' is declared in both {where} [workers.{name}] and {shown}; keep one: "
@@ -283,7 +286,7 @@ def _workers(table: dict[str, Any], platforms: dict[str, Platform], where: str,
         _name(name, f"{where}.{name}")
         if not isinstance(body, dict):
             raise SpecError(f"{where}.{name}: must be a table ([workers.{name}])")
-        _only(body, {"platforms", "max_builds", "os"}, f"{where}.{name}")
+        _only(body, {"platforms", "max_builds", "os", *DOCKER_FIELDS}, f"{where}.{name}")
         served = body.get("platforms")
         if not isinstance(served, list) or not served:
             raise SpecError(f"{where}.{name}.platforms: list the platforms this worker builds, "
@@ -297,25 +300,12 @@ def _workers(table: dict[str, Any], platforms: dict[str, Platform], where: str,
         max_builds = body.get("max_builds", 1)
         if not isinstance(max_builds, int) or isinstance(max_builds, bool) or not 1 <= max_builds <= 64:
             raise SpecError(f"{where}.{name}.max_builds: must be a whole number from 1 to 64, got {max_builds!r}")
-        result[name] = Worker(name=name, platforms=tuple(served), max_builds=max_builds,
-                              os=_worker_os(body.get("os", ""), served, platforms, f"{where}.{name}.os"),
-                              source=source)
+        result[name] = Worker(name=name, platforms=tuple(served), max_builds=max_builds, source=source,
+                              os=worker_os(body.get("os", ""), served, platforms, f"{where}.{name}.os"),
+                              docker=docker_settings(body, f"{where}.{name}", {p: platforms[p].os for p in served}))
     if "release-coordinator" in result:
         raise SpecError(f"{where}.release-coordinator: this name is reserved for the master's own worker")
     return result
-
-
-def _worker_os(value: Any, served: list[str], platforms: dict[str, Platform], where: str) -> str:
-    # A platform's os is the OS of the machine that builds it (windows-x86_64-gnu builds on linux).
-    if value == "":
-        return ""
-    if value not in OSES:
-        raise SpecError(f"{where}: '{value}' is not one of {', '.join(OSES)}{suggest(str(value), list(OSES))}")
-    for p in served:
-        if platforms[p].os != value:
-            raise SpecError(f"{where}: '{value}', but platform {p} builds on {platforms[p].os}; "
-                            f"serve it from a {platforms[p].os} worker, or set os = \"{platforms[p].os}\"")
-    return str(value)
 
 
 def _release(table: Any, where: str) -> ReleaseSettings:

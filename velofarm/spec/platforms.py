@@ -156,3 +156,16 @@ def catalogue() -> dict[str, Platform]:
     """Every platform of the built-in catalogue, validated."""
     return {name: build_platform(name, fields, f"catalogue.toml: {name}")
             for name, fields in catalogue_data().items()}
+
+
+def worker_os(value: Any, served: list[str], platforms: dict[str, Platform], where: str) -> str:
+    # A platform's os is the OS of the machine that builds it (windows-x86_64-gnu builds on linux).
+    if value == "":
+        return ""
+    if value not in OSES:
+        raise SpecError(f"{where}: '{value}' is not one of {', '.join(OSES)}{suggest(str(value), list(OSES))}")
+    for p in served:
+        if platforms[p].os != value:
+            raise SpecError(f"{where}: '{value}', but platform {p} builds on {platforms[p].os}; "
+                            f"serve it from a {platforms[p].os} worker, or set os = \"{platforms[p].os}\"")
+    return str(value)
