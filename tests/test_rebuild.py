@@ -20,7 +20,8 @@ from velofarm.cli.localfarm import LocalFarm, git, write_farm
 from velofarm.cli.main import main
 from velofarm.errors import ReleaseError
 from velofarm.release.checksums import sha256_file
-from velofarm.release.rebuild import DIFFERS, MATCH, checkout_release, compare_archive
+from velofarm.release.rebuild import DIFFERS, MATCH, SKIPPED, checkout_release, compare_archive, rebuild
+from velofarm.spec.farm import parse_spec
 from velofarm.worker_tools import pack
 
 TAG = "v0.1.0"
@@ -78,6 +79,37 @@ def test_a_moved_tag_is_refused_naming_both_commits(tmp_path: Path) -> None:
     assert (tmp_path / "ok" / "a").read_text() == "2"
 
 
+def test_a_platform_this_host_cannot_build_is_skipped_naming_the_missing_tool(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "Cargo.toml").write_text('[package]\nname = "demo"\nversion = "1.2.3"\n')
+    git("init", "-q", "-b", "main", cwd=src)
+    git("add", "-A", cwd=src)
+    git("commit", "-q", "-m", "demo", cwd=src)
+    git("tag", "v1.2.3", cwd=src)
+    data = {"project": {"name": "demo", "git_url": str(src), "binaries": {"demo": ["--version"]}},
+            "platforms": {"windows-x86_64-gnu": {"linker": "velofarm-no-such-linker",
+                                                 "fix_linker": "apt-get install the-linker"}},
+            "workers": {"w-1": {"platforms": ["windows-x86_64-gnu"]}}}
+    spec = parse_spec(data, tmp_path / "farm.toml", registry={})
+    meta = {"tag": "v1.2.3", "commit": git("rev-parse", "HEAD", cwd=src),
+            "platforms": [{"name": "windows-x86_64-gnu", "archive": "demo.zip", "sha256": "0" * 64}]}
+    [result] = rebuild(spec, meta, tmp_path, spec.repo_url, tmp_path / "work")
+    assert result.outcome == SKIPPED, result.line()
+    assert "lacks linker velofarm-no-such-linker (fix: apt-get install the-linker)" in result.detail
+
+
+def test_bad_rebuild_input_is_refused_before_any_work(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    folder = tmp_path / "release"
+    folder.mkdir()
+    (folder / "release.json").write_text(json.dumps({"tag": "v1.0.0"}))
+    assert main(["verify", str(folder), "--unsigned", "--rebuild", "v2.0.0"]) == 2
+    out = capsys.readouterr().out
+    assert "--rebuild v2.0.0: this release is of tag v1.0.0; pass --rebuild v1.0.0" in out and "ok:" not in out
+    assert main(["verify", "--github", "o/r", "v1.0.0", "--unsigned", "--rebuild", "v1.0.0"]) == 2
+    assert "--rebuild needs the release's release.json" in capsys.readouterr().out
+
+
 # ------------------------------------------------------------------------- with a real farm
 
 @pytest.fixture(scope="module")
@@ -122,7 +154,8 @@ def test_a_release_whose_archive_differs_from_the_rebuild_fails_naming_platform_
     (top / "README.md").write_text("not what the tag holds\n")
     meta = json.loads((folder / "release.json").read_text())
     pack.write_archive(top, "tar.gz", epoch, folder / LINUX_TGZ, executables)
-    digest = pack.write_checksum(folder / LINUX_TGZ)
+    pack.write_checksum(folder / LINUX_TGZ)
+    digest = sha256_file(folder / LINUX_TGZ)
     old = next(p for p in meta["platforms"] if p["name"] == "linux-x86_64")["sha256"]
     (folder / "release.json").write_text((folder / "release.json").read_text().replace(old, digest))
     (folder / "SHA256SUMS").write_text((folder / "SHA256SUMS").read_text().replace(old, digest))

@@ -8,8 +8,10 @@ a release that cannot be downloaded, a tag that was moved or is not the release'
 from __future__ import annotations
 
 import argparse
+import json
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from velofarm.errors import VelofarmError
 
@@ -53,6 +55,10 @@ def run_verify(args: argparse.Namespace) -> int:
     if bool(args.release) == bool(args.github):
         print("error: name a release folder or URL, or --github OWNER/REPO TAG (one of them)")
         return BAD_INPUT
+    if args.rebuild and args.github:
+        print("error: --rebuild needs the release's release.json (the commit and digests): give the "
+              "directory release's folder or URL instead of --github")
+        return BAD_INPUT
     try:
         trusted = _trusted(args)
         with tempfile.TemporaryDirectory(prefix="velofarm-verify-") as tmp:
@@ -64,10 +70,11 @@ def run_verify(args: argparse.Namespace) -> int:
                 problems = check_folder_without_meta(folder, args.github[1], trusted, args.commit)
             else:
                 folder = _local_or_downloaded(args.release, Path(tmp))
+                rebuild_inputs = _rebuild_inputs(args, folder) if args.rebuild else None
                 problems = verify_release(folder, trusted)
             where = args.release or f"{args.github[0]} {args.github[1]}"
             _report_verification(where, trusted, problems)
-            rebuilt_ok = _rebuild(args, folder, Path(tmp)) if args.rebuild else True
+            rebuilt_ok = _rebuild(args, folder, Path(tmp), *rebuild_inputs) if rebuild_inputs else True
     except VelofarmError as exc:
         print(f"error: {exc}")
         return BAD_INPUT
@@ -82,24 +89,23 @@ def _report_verification(where: str, trusted: object, problems: list[str]) -> No
         print(f"{where}: ok: {what} verify")
 
 
-def _rebuild(args: argparse.Namespace, folder: Path, tmp: Path) -> bool:
-    """Rebuild the release's tag here and print one line per platform; True when none differs or failed."""
-    import json
-
+def _rebuild_inputs(args: argparse.Namespace, folder: Path) -> tuple[Any, dict[str, Any]]:
+    """The farm's spec and the release's release.json, checked before any work starts."""
     from velofarm.release.model import RELEASE_JSON
-    from velofarm.release.rebuild import DIFFERS, FAILED, MATCH, rebuild
     from velofarm.spec.farm import load_spec
-    if args.github:
-        raise VelofarmError("--rebuild needs the release's release.json (the commit and digests): give the "
-                            "directory release's folder or URL instead of --github")
     try:
         meta = json.loads((folder / RELEASE_JSON).read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise VelofarmError(f"{folder / RELEASE_JSON}: cannot be read ({exc}); --rebuild needs it") from None
-    if meta.get("tag") != args.rebuild:
-        raise VelofarmError(f"--rebuild {args.rebuild}: this release is of tag {meta.get('tag')}; "
-                            f"pass --rebuild {meta.get('tag')}")
-    spec = load_spec(args.spec)
+    if not isinstance(meta, dict) or meta.get("tag") != args.rebuild:
+        tag = meta.get("tag") if isinstance(meta, dict) else None
+        raise VelofarmError(f"--rebuild {args.rebuild}: this release is of tag {tag}; pass --rebuild {tag}")
+    return load_spec(args.spec), meta
+
+
+def _rebuild(args: argparse.Namespace, folder: Path, tmp: Path, spec: Any, meta: dict[str, Any]) -> bool:
+    """Rebuild the release's tag here and print one line per platform; True when none differs or failed."""
+    from velofarm.release.rebuild import DIFFERS, FAILED, MATCH, rebuild
     results = rebuild(spec, meta, folder, args.repo or spec.repo_url, tmp / "rebuild", args.platform or None)
     for result in results:
         print(f"{'FAIL ' if result.outcome in (DIFFERS, FAILED) else ''}rebuild {result.line()}")
