@@ -113,3 +113,12 @@ def test_the_publish_target_names_the_publisher_and_where(tmp_path: Path) -> Non
                                             "gitea_repo": "acme/velostream"}}, tmp_path / "farm.toml")
     assert publish_target(github) == "GitHub acme/velostream"
     assert publish_target(gitea) == "Gitea acme/velostream at https://git.example.org"
+
+
+def test_reproduced_reads_as_n_of_n_platforms() -> None:
+    both = {"builds_per_platform": 2, "platforms": {"linux": {"agreed": [11, 21]}, "win": {"agreed": [12, 22]}}}
+    assert release_facts({"reproduced": both})["reproduced"] == "2 of 2 platforms (2 builds each)"
+    one_short = {"builds_per_platform": 2, "platforms": {"linux": {"agreed": [11, 21]}, "win": {"agreed": [12]}}}
+    assert release_facts({"reproduced": one_short})["reproduced"] == "1 of 2 platforms (2 builds each)"
+    single = {"builds_per_platform": 1, "platforms": {"linux": {"agreed": [11]}}}
+    assert release_facts({"reproduced": single})["reproduced"] == "not checked (reproduce = 1)"

@@ -161,10 +161,26 @@ def release_facts(meta: Mapping[str, object]) -> dict[str, object]:
             value = str(value)[:MAX_CHANGELOG]
         elif key == "signatures":
             value = [str(v) for v in value][:50] if isinstance(value, list) else [str(value)]
+        elif key == "reproduced" and isinstance(value, Mapping):
+            value = reproduced_summary(value)
         elif not isinstance(value, (bool, int)):
             value = str(value)[:500]
         facts[key] = value
     return facts
+
+
+def reproduced_summary(reproduced: Mapping[str, object]) -> str:
+    """release.json's `reproduced` as a person reads it: "2 of 2 platforms (2 builds each)"."""
+    wanted = reproduced.get("builds_per_platform")
+    platforms = reproduced.get("platforms")
+    if not isinstance(wanted, int) or not isinstance(platforms, Mapping) or not platforms:
+        return "–"
+    if wanted < 2:
+        return "not checked (reproduce = 1)"
+    agreed = sum(1 for entry in platforms.values()
+                 if isinstance(entry, Mapping) and isinstance(entry.get("agreed"), list)
+                 and len(entry["agreed"]) >= wanted)
+    return f"{agreed} of {len(platforms)} platforms ({wanted} builds each)"
 
 
 def notable_step(build_state: str, steps: Iterable[StepNote]) -> StepNote | None:
