@@ -61,6 +61,7 @@ def run_verify(args: argparse.Namespace) -> int:
         return BAD_INPUT
     try:
         trusted = _trusted(args)
+        rebuild_inputs = None
         with tempfile.TemporaryDirectory(prefix="velofarm-verify-") as tmp:
             if args.github:
                 folder = _download_github(args, Path(tmp))
