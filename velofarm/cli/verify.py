@@ -1,14 +1,17 @@
 """`velofarm verify`: one command that checks a release folder or a published release.
 
-Exit codes: 0 everything verifies; 1 verification failed (each problem names its file);
-2 bad input (no keys, an unreadable --key, a release that cannot be downloaded).
+Exit codes: 0 everything verifies; 1 verification failed (each problem names its file), or with
+--rebuild a rebuilt platform differs or failed to build; 2 bad input (no keys, an unreadable --key,
+a release that cannot be downloaded, a tag that was moved or is not the release's).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from velofarm.errors import VelofarmError
 
@@ -25,6 +28,11 @@ def add_verify_arguments(p: argparse.ArgumentParser) -> None:
                    "minisign.pub, allowed_signers or ssh.pub, provenance.pub")
     p.add_argument("--commit", help="the commit the release must be built from (GitHub releases carry no release.json)")
     p.add_argument("--unsigned", action="store_true", help="check checksums only (a release made without keys)")
+    p.add_argument("--rebuild", metavar="TAG", help="also rebuild TAG here (the platforms this host can build) "
+                   "and compare each archive with the released one")
+    p.add_argument("--repo", help="--rebuild: the project's git URL or path (default: farm.toml's project.git_url)")
+    p.add_argument("--spec", default="farm.toml", help="--rebuild: the farm's farm.toml (default: ./farm.toml)")
+    p.add_argument("--platform", action="append", default=[], help="--rebuild: only this platform (repeatable)")
 
 
 def _trusted(args: argparse.Namespace):  # type: ignore[no-untyped-def]
@@ -47,8 +55,13 @@ def run_verify(args: argparse.Namespace) -> int:
     if bool(args.release) == bool(args.github):
         print("error: name a release folder or URL, or --github OWNER/REPO TAG (one of them)")
         return BAD_INPUT
+    if args.rebuild and args.github:
+        print("error: --rebuild needs the release's release.json (the commit and digests): give the "
+              "directory release's folder or URL instead of --github")
+        return BAD_INPUT
     try:
         trusted = _trusted(args)
+        rebuild_inputs = None
         with tempfile.TemporaryDirectory(prefix="velofarm-verify-") as tmp:
             if args.github:
                 folder = _download_github(args, Path(tmp))
@@ -58,18 +71,48 @@ def run_verify(args: argparse.Namespace) -> int:
                 problems = check_folder_without_meta(folder, args.github[1], trusted, args.commit)
             else:
                 folder = _local_or_downloaded(args.release, Path(tmp))
+                rebuild_inputs = _rebuild_inputs(args, folder) if args.rebuild else None
                 problems = verify_release(folder, trusted)
             where = args.release or f"{args.github[0]} {args.github[1]}"
+            _report_verification(where, trusted, problems)
+            rebuilt_ok = _rebuild(args, folder, Path(tmp), *rebuild_inputs) if rebuild_inputs else True
     except VelofarmError as exc:
         print(f"error: {exc}")
         return BAD_INPUT
+    return OK if not problems and rebuilt_ok else FAILED
+
+
+def _report_verification(where: str, trusted: object, problems: list[str]) -> None:
     for problem in problems:
         print(f"FAIL {problem}")
-    if problems:
-        return FAILED
-    what = "checksums" if trusted is None else "checksums, both signatures of SHA256SUMS, provenance and SBOM"
-    print(f"{where}: ok: {what} verify")
-    return OK
+    if not problems:
+        what = "checksums" if trusted is None else "checksums, both signatures of SHA256SUMS, provenance and SBOM"
+        print(f"{where}: ok: {what} verify")
+
+
+def _rebuild_inputs(args: argparse.Namespace, folder: Path) -> tuple[Any, dict[str, Any]]:
+    """The farm's spec and the release's release.json, checked before any work starts."""
+    from velofarm.release.model import RELEASE_JSON
+    from velofarm.spec.farm import load_spec
+    try:
+        meta = json.loads((folder / RELEASE_JSON).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise VelofarmError(f"{folder / RELEASE_JSON}: cannot be read ({exc}); --rebuild needs it") from None
+    if not isinstance(meta, dict) or meta.get("tag") != args.rebuild:
+        tag = meta.get("tag") if isinstance(meta, dict) else None
+        raise VelofarmError(f"--rebuild {args.rebuild}: this release is of tag {tag}; pass --rebuild {tag}")
+    return load_spec(args.spec), meta
+
+
+def _rebuild(args: argparse.Namespace, folder: Path, tmp: Path, spec: Any, meta: dict[str, Any]) -> bool:
+    """Rebuild the release's tag here and print one line per platform; True when none differs or failed."""
+    from velofarm.release.rebuild import DIFFERS, FAILED, MATCH, rebuild
+    results = rebuild(spec, meta, folder, args.repo or spec.repo_url, tmp / "rebuild", args.platform or None)
+    for result in results:
+        print(f"{'FAIL ' if result.outcome in (DIFFERS, FAILED) else ''}rebuild {result.line()}")
+    matched = sum(r.outcome == MATCH for r in results)
+    print(f"rebuild of {args.rebuild}: {matched} of {len(results)} platforms match the release")
+    return not any(r.outcome in (DIFFERS, FAILED) for r in results)
 
 
 def _local_or_downloaded(release: str, tmp: Path) -> Path:
