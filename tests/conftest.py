@@ -56,6 +56,16 @@ def need_docker() -> None:
         pytest.skip(message)
 
 
+@pytest.fixture(autouse=True)
+def _keep_umask() -> Iterator[None]:
+    """A test that loads a master's config in this process gets the master's umask 077
+    (buildmaster/privacy.py); put the test process's own back so no other test inherits it."""
+    before = os.umask(0o022)
+    os.umask(before)
+    yield
+    os.umask(before)
+
+
 @pytest.fixture
 def make_farm(tmp_path: Path) -> Iterator[Callable[..., LocalFarm]]:
     """Build local farms (master + real worker processes on loopback); all are stopped afterwards."""

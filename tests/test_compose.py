@@ -61,7 +61,9 @@ def compose(builder_image: str, tmp_path: Path) -> Iterator[tuple[Compose, Local
     (home / "farm.toml").write_text(farm_toml(builder_image, www_port))
     password = "test-only-" + os.urandom(8).hex()
     (home / "secrets" / "db_url").write_text(f"postgresql://velofarm:{password}@postgres:5432/velofarm\n")
-    for path in (home / "secrets", home / "workers", home / "secrets" / "db_url"):
+    # The container's master runs as MASTER_UID: it owns its home, whatever umask this process has
+    # (a master config loaded in-process earlier sets 077, as the master itself does).
+    for path in (home, home / "farm.toml", home / "secrets", home / "workers", home / "secrets" / "db_url"):
         os.chown(path, MASTER_UID, MASTER_UID)
         path.chmod(0o700 if path.is_dir() else 0o600)
     src = tmp_path / "src"
