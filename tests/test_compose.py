@@ -17,6 +17,8 @@ from support.farmtools import release_builds, step_log, steps, wait_release_of
 
 from velofarm.cli.localfarm import EXAMPLE, LocalFarm, free_port, git
 from velofarm.images.deploy import build_deploy_images
+from velofarm.release.keys import init_keys
+from velofarm.secretstore import SecretStore
 from velofarm.spec import tomlwrite
 
 pytestmark = [pytest.mark.integration, pytest.mark.docker]
@@ -63,9 +65,13 @@ def compose(builder_image: str, tmp_path: Path) -> Iterator[tuple[Compose, Local
     (home / "secrets" / "db_url").write_text(f"postgresql://velofarm:{password}@postgres:5432/velofarm\n")
     # The container's master runs as MASTER_UID: it owns its home, whatever umask this process has
     # (a master config loaded in-process earlier sets 077, as the master itself does).
-    for path in (home, home / "farm.toml", home / "secrets", home / "workers", home / "secrets" / "db_url"):
+    (home / "secrets").chmod(0o700)
+    init_keys(SecretStore(home / "secrets"), home / "keys")  # a release is signed: keys/ beside farm.toml
+    for path in (home, home / "farm.toml", home / "workers", home / "keys", *(home / "keys").iterdir(),
+                 home / "secrets", *(home / "secrets").iterdir()):
         os.chown(path, MASTER_UID, MASTER_UID)
-        path.chmod(0o700 if path.is_dir() else 0o600)
+        if path.parent.name != "keys":  # public keys stay readable
+            path.chmod(0o700 if path.is_dir() else 0o600)
     src = tmp_path / "src"
     shutil.copytree(EXAMPLE, src, ignore=shutil.ignore_patterns("target"))
     git("init", "-q", "-b", "main", cwd=src)
@@ -106,7 +112,8 @@ def test_compose_releases_a_pushed_tag_and_keeps_it_across_down_and_up(
     git("push", "-q", str(Path(stack.env["VELOFARM_TEST_GIT"]) / "remote.git"), "v0.1.0", cwd=src)
     release = wait_release_of(farm, "v0.1.0", timeout=900)
     if release["results"] != 0:
-        build = farm.builds("build-linux-x86_64")[-1]
+        platform_builds = farm.builds("build-linux-x86_64")
+        build = platform_builds[-1] if platform_builds else release  # it may have failed before any build
         logs = "\n".join(step_log(farm, build["buildid"], s["name"]) for s in steps(farm, build["buildid"]))
         pytest.fail(f"{release['state_string']}\n{logs[-3000:]}\n{stack.run('logs', '--tail', '40', 'engine')}")
     listing = stack.run("exec", "-T", "master", "ls", "/srv/velofarm/releases/v0.1.0").split()
