@@ -65,7 +65,8 @@ def compose(builder_image: str, tmp_path: Path) -> Iterator[tuple[Compose, Local
     (home / "secrets" / "db_url").write_text(f"postgresql://velofarm:{password}@postgres:5432/velofarm\n")
     # The container's master runs as MASTER_UID: it owns its home, whatever umask this process has
     # (a master config loaded in-process earlier sets 077, as the master itself does).
-    (home / "secrets").chmod(0o700)
+    (home / "secrets").chmod(0o700)  # SecretStore refuses anything others could read
+    (home / "secrets" / "db_url").chmod(0o600)
     init_keys(SecretStore(home / "secrets"), home / "keys")  # a release is signed: keys/ beside farm.toml
     for path in (home, home / "farm.toml", home / "workers", home / "keys", *(home / "keys").iterdir(),
                  home / "secrets", *(home / "secrets").iterdir()):

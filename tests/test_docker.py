@@ -171,7 +171,12 @@ def test_a_container_killed_during_cargo_build_is_retried_in_a_new_one(
     assert [b["results"] for b in builds] == [RETRY, 0], builds
     folder = farm.root / "master" / "artifacts" / "v0.1.0" / "linux-x86_64"
     archive = "velostream-v0.1.0-x86_64-unknown-linux-gnu.tar.gz"
-    assert sorted(p.name for p in folder.iterdir()) == sorted([archive, f"{archive}.sha256", "builder-image.json"])
+    # One set of artifacts: the retried build stored once (builds/<id>/, linked as the newest).
+    assert sorted(p.name for p in folder.iterdir()) == sorted([archive, f"{archive}.sha256", "build.json", "builds"])
+    [stored] = list((folder / "builds").iterdir())
+    assert stored.name == str(builds[-1]["buildid"])
+    assert sorted(p.name for p in stored.iterdir()) == sorted([archive, f"{archive}.sha256", "build.json",
+                                                               "builder-image.json"])
     assert sorted(p.name for p in (farm.root / "master" / "artifacts" / "v0.1.0").iterdir()) == ["linux-x86_64"]
     assert len(farm.builds("release")) == 1
     assert killed[0] not in containers_of(farm)
