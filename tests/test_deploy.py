@@ -60,7 +60,7 @@ def test_compose_file_parses_and_wires_the_three_services() -> None:
     for volume in services["master"]["volumes"]:
         source = volume.split(":")[0]
         if source.startswith("${VELOFARM_HOME"):
-            assert volume.split("}")[1].split(":")[0] in ("/farm.toml", "/workers", "/secrets"), volume
+            assert volume.split("}")[1].split(":")[0] in ("/farm.toml", "/keys", "/workers", "/secrets"), volume
     assert set(compose["volumes"]) == {"postgres-data", "master-data", "releases", "engine-data", "engine-socket"}
     compose_cli = shutil.which("docker-compose")
     if compose_cli:
