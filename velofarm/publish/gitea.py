@@ -306,18 +306,11 @@ class GiteaPublisher:
     def _delete_asset(self, rel: Remote, remote: Remote) -> None:
         url = f"{self.base}/releases/{rel['id']}/assets/{remote['id']}"
 
-        def delete() -> bool:
-            try:
-                self.http.delete(url)
-            except ApiError as exc:
-                if exc.status != 404:  # already gone is what we wanted
-                    raise
-            return True
-
         def gone() -> bool | None:
             return True if all(a["id"] != remote["id"] for a in self._assets(rel)) else None
 
-        self._write(f"deleting attachment {remote['id']} ({remote['name']})", delete, gone)
+        self._write(f"deleting attachment {remote['id']} ({remote['name']})", lambda: self.http.delete_if_present(url),
+                    gone)
         self._hashes.pop(remote["id"], None)
 
     def _check_complete(self, rel: Remote, release: Release) -> None:

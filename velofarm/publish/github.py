@@ -244,18 +244,10 @@ class GitHubPublisher:
     def _delete_asset(self, rel: Remote, remote: Remote) -> None:
         url = f"{self.base}/releases/assets/{remote['id']}"
 
-        def delete() -> bool:
-            try:
-                self.http.delete(url)
-            except ApiError as exc:
-                if exc.status != 404:  # already gone is what we wanted
-                    raise
-            return True
-
         def gone() -> bool | None:
             return True if all(a["id"] != remote["id"] for a in self._assets(rel)) else None
 
-        self._write(f"deleting asset {remote['name']}", delete, gone)
+        self._write(f"deleting asset {remote['name']}", lambda: self.http.delete_if_present(url), gone)
 
     def _check_complete(self, rel: Remote, release: Release) -> None:
         """Re-read the draft: publishing an incomplete release cannot be undone."""

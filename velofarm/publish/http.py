@@ -175,6 +175,15 @@ class HttpClient:
     def delete(self, url: str) -> None:
         self._call("DELETE", self._url(url))
 
+    def delete_if_present(self, url: str) -> bool:
+        """DELETE where "already gone" (404) is the wanted outcome too; True either way."""
+        try:
+            self.delete(url)
+        except ApiError as exc:
+            if exc.status != 404:
+                raise
+        return True
+
     def upload(self, url: str, path: Path, content_type: str, form_field: str = "") -> Any:
         """POST a file streamed from disk (a fresh stream on every attempt): the raw bytes, or, with
         `form_field`, the one file part of a multipart/form-data body (Gitea's attachment form)."""
