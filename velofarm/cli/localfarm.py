@@ -177,6 +177,14 @@ class LocalFarm:
         for name in self.workers:
             self.start_worker(name)
         self.wait(lambda: self.connected_workers() >= set(self.workers), 60, "workers to connect")
+        # "Connected" is recorded before the master hands the worker its builders; only then can a
+        # build start on it (a worker frozen in between would never get one).
+        self.wait(lambda: all(self.worker_attached(name) for name in self.workers), 60,
+                  "workers to be given their builders")
+
+    def worker_attached(self, name: str) -> bool:
+        log = self.worker_dir(name) / "twistd.log"
+        return log.exists() and "message from master: attached" in log.read_text(errors="replace")
 
     def stop_all(self) -> None:
         """Stop the workers and the master, then anything still running in the farm's folder (a
