@@ -22,7 +22,7 @@ from bench.procs import Procs, api, connected_workers, force, start_master, star
 from velofarm.cli.localfarm import LocalFarm, git, write_farm
 from velofarm.cli.masterdir import create_master
 from velofarm.spec.farm import load_spec
-from velofarm.spec.job import archive_name
+from velofarm.spec.job import archive_name, build_argv
 from velofarm.worker_tools import preflight
 
 REPO = Path(__file__).resolve().parent.parent
@@ -61,7 +61,7 @@ def direct_builds(farm: LocalFarm, root: Path) -> dict[str, float]:
         env = {**os.environ, **preflight.build_env(platform, work / "src", epoch),
                "CARGO_TARGET_DIR": str(work / "target"), "CARGO_TERM_COLOR": "never"}
         start = time.monotonic()
-        subprocess.run(preflight.build_argv(platform), cwd=work / "src", env=env, check=True,
+        subprocess.run(build_argv(platform), cwd=work / "src", env=env, check=True,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         times[name] = time.monotonic() - start
 

@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Send a release archive to the master's upload receiver: streamed, checked, resumable.
 
-Standard library only, Python 3.9+: the master downloads this file to each worker as
-../tools/transfer.py (next to pack.py) and runs it with the worker's own Python.
+Standard library only, Python 3.9+: the master sends it to each worker in the tools bundle
+(../tools/velofarm-tools.pyz) and runs it with the worker's own Python; the build's upload step
+gives no ARCHIVE.sha256, so this one process hashes the archive and sends it.
 
     transfer.py upload --url URL --token-file FILE|- ARCHIVE [ARCHIVE.sha256]
 
