@@ -130,7 +130,7 @@ def breakdown(tl: Timeline, pushed: float) -> dict[str, Any]:
         b0, b1 = tl.build_span(bid)
         cargo, store = tl.step(bid, "cargo build"), tl.step(bid, "store artifact")
         checks, pack = (tl.step(bid, "smoke test")[0], tl.step(bid, "size gate")[1]), \
-            (tl.step(bid, "stage")[0], tl.step(bid, "checksum")[1])
+            (tl.step(bid, "stage")[0], tl.step(bid, "archive")[1])
         platforms[name] = {"starts": b0 - pushed, "prepare": cargo[0] - b0, "cargo": cargo[1] - cargo[0],
                            "smoke_and_size": checks[1] - checks[0], "pack": pack[1] - pack[0],
                            "transfer": store[1] - store[0], "ends": b1 - pushed, "build": b1 - b0}
