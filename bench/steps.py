@@ -2,8 +2,9 @@
 
 The bench farm of bench/release.py (velofarm's own config, one real worker per platform) releases
 the example project once (cold), then rebuilds one platform REPS times with a warm cargo cache.
-Printed per build: its steps, its wall time (complete_at - started_at), the cargo step's time and
-the rest (step records, process starts, transfers). Numbers, not pass/fail.
+Printed per build: its steps (Buildbot's own worker_preparation included), its wall time
+(complete_at - started_at, whole seconds as the REST API keeps them), the cargo step's time and the
+rest (step records, process starts, transfers). Numbers, not pass/fail.
 
     .venv/bin/python -m bench.steps [--reps N]
 """
@@ -27,7 +28,8 @@ def build_facts(www_port: int, buildid: int) -> dict[str, Any]:
     cargo = next(s for s in steps if s["name"] == "cargo build")
     wall = build["complete_at"] - build["started_at"]
     cargo_s = cargo["complete_at"] - cargo["started_at"]
-    return {"steps": [s["name"] for s in steps], "wall_s": wall, "cargo_s": cargo_s, "rest_s": wall - cargo_s}
+    return {"steps": [s["name"] for s in steps], "wall_s": wall, "cargo_s": cargo_s, "rest_s": wall - cargo_s,
+            "step_s": {s["name"]: s["complete_at"] - s["started_at"] for s in steps}}
 
 
 def measure(root: Path, reps: int) -> dict[str, Any]:
@@ -63,6 +65,8 @@ def main() -> None:
         print(f"  warm rebuild {i}: {w['wall_s']:.2f} s (cargo {w['cargo_s']:.2f} s, the rest {w['rest_s']:.2f} s)")
     print(f"  warm median: {statistics.median(w['wall_s'] for w in warm):.2f} s, the rest (not cargo) "
           f"{statistics.median(w['rest_s'] for w in warm):.2f} s")
+    # The REST API keeps whole seconds: a step under a second shows as 0 or 1.
+    print("  last warm rebuild, seconds per step: " + ", ".join(f"{k} {v:.0f}" for k, v in warm[-1]["step_s"].items()))
 
 
 if __name__ == "__main__":
