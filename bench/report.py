@@ -164,9 +164,9 @@ def markdown_block(results: dict[str, Any], run_note: str) -> str:
     return "\n".join(lines + ["", END])
 
 
-PHASES = [("starts", "build starts (s after the push)"), ("prepare", "checkout, tool downloads, checks"),
+PHASES = [("starts", "build starts (s after the push)"), ("prepare", "checkout, tools bundle, preflight"),
           ("cargo", "cargo build"), ("smoke_and_size", "smoke test + size gate"),
-          ("pack", "stage + archive + checksum"), ("transfer", "transfer + verify + store"),
+          ("pack", "stage + archive"), ("transfer", "hash + transfer + verify + store"),
           ("ends", "build ends (s after the push)")]
 
 
