@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -54,6 +56,26 @@ def need_docker() -> None:
         if IN_CI:
             pytest.fail(f"{message} (CI=true: the CI machine runs a Docker engine)")
         pytest.skip(message)
+
+
+@contextmanager
+def small_disk(path: Path, size: str) -> Iterator[Path]:
+    """A real tmpfs of `size` mounted at `path` (writes past it fail with ENOSPC), unmounted afterwards
+    whatever happens. Mounting needs root (skip by hand without it; fail in CI, which runs as root)."""
+    path.mkdir(parents=True, exist_ok=True)
+    out = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", str(path)],
+                         capture_output=True, text=True, check=False, timeout=30)
+    if out.returncode != 0:
+        message = f"cannot mount a {size} tmpfs at {path} ({out.stderr.strip()}): run the test as root"
+        if IN_CI:
+            pytest.fail(f"{message} (CI=true: the CI machine runs tests as root)")
+        pytest.skip(message)
+    try:
+        yield path
+    finally:
+        if subprocess.run(["umount", str(path)], capture_output=True, check=False, timeout=30).returncode:
+            subprocess.run(["umount", "--lazy", str(path)], check=True, timeout=30)  # a process still in it
+        assert str(path) not in Path("/proc/mounts").read_text(), f"{path} is still mounted"
 
 
 @pytest.fixture(autouse=True)
