@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import pytest
+from support.containers import containers_of, docker, volumes_of
 
 from velofarm.cli.localfarm import LocalFarm, write_farm
 
@@ -105,6 +106,29 @@ def make_farm(tmp_path: Path) -> Iterator[Callable[..., LocalFarm]]:
         log = farm.master_dir / "twistd.log"
         if log.exists() and os.environ.get("VELOFARM_KEEP_LOGS"):
             shutil.copy(log, REPO / "test-artifacts" / f"{farm.root.name}-twistd.log")
+
+
+@pytest.fixture
+def docker_farm(tmp_path: Path) -> Iterator[Callable[..., LocalFarm]]:
+    """Farms whose workers are Docker latent workers; afterwards no container or volume of theirs is left."""
+    farms: list[LocalFarm] = []
+
+    def make(image: str, platforms: list[str], name: str = "farm", **kwargs: Any) -> LocalFarm:
+        farm = write_farm(tmp_path / name, FARM_TOML, platforms, docker_image=image, **kwargs)
+        farms.append(farm)
+        farm.init_repo()
+        farm.start_all()
+        return farm
+
+    yield make
+    for farm in farms:
+        farm.stop_all()
+        left = containers_of(farm)
+        for name in left:
+            docker("rm", "--force", "--volumes", name)
+        for volume in volumes_of(farm):
+            docker("volume", "rm", "--force", volume)
+        assert not left, f"containers left behind after the master stopped: {left}"
 
 
 @pytest.fixture(scope="session")
