@@ -118,7 +118,9 @@ def test_a_network_cut_during_the_upload_resumes_and_the_archive_is_whole(
     assert sent and int(sent.group(2)) >= 2, upload
     assert cut_at < int(sent.group(1)), (cut_at, upload)  # the cut came mid-file
     # Whole: the stored archive's SHA-256 is the one the worker computed before sending it.
-    worker_sha = step_log(farm, build["buildid"], "checksum").split()[0]
+    computed = re.search(rf"([0-9a-f]{{64}})  {re.escape(ARCHIVE)}", step_log(farm, build["buildid"], "checksum"))
+    assert computed, step_log(farm, build["buildid"], "checksum")
+    worker_sha = computed.group(1)
     folder = farm.master_dir / "artifacts" / "v0.1.0" / PLATFORM
     stored = folder / "builds" / str(build["buildid"]) / ARCHIVE
     assert sha256(stored) == worker_sha and stored.stat().st_size == int(sent.group(1))
