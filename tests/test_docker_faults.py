@@ -5,7 +5,10 @@
 - The artifact store's disk full during the upload (a real tmpfs): the build fails naming the store,
   nothing partial is kept, the release fails naming the platform and publishes nothing.
 
-A killed container, a missing image and an unreachable engine are in tests/test_docker.py.
+- The engine at a tcp:// docker_host that accepts connections and never answers (hung, or a firewall
+  that lets the handshake through): the platform's build ends once, naming the engine.
+
+A killed container, a missing image and an engine whose socket is gone are in tests/test_docker.py.
 """
 
 from __future__ import annotations
@@ -13,20 +16,23 @@ from __future__ import annotations
 import hashlib
 import random
 import re
+import socket
 import subprocess
+import tomllib
 from pathlib import Path
 from typing import Callable, Iterator
 
 import pytest
-from conftest import need_docker, small_disk
+from conftest import FARM_TOML, need, need_docker, small_disk
 from support.containers import containers_of, docker
 from support.farmtools import step_log, steps, wait_release_of
 from test_docker import running_step
 
-from velofarm.cli.localfarm import LocalFarm, wait_for
+from velofarm.cli.localfarm import LocalFarm, wait_for, write_farm
+from velofarm.spec import tomlwrite
 
 pytestmark = [pytest.mark.integration, pytest.mark.docker]
-FAILURE = 2  # buildbot.process.results
+FAILURE, EXCEPTION = 2, 4  # buildbot.process.results
 PLATFORM = "linux-x86_64"
 ARCHIVE = "velostream-v0.1.0-x86_64-unknown-linux-gnu.tar.gz"
 THROTTLE = "1mbit"  # the container's sending rate until the cut: the ~1.5 MB archive takes ~12 s
@@ -117,6 +123,8 @@ def test_a_network_cut_during_the_upload_resumes_and_the_archive_is_whole(
     sent = re.search(rf"sent {re.escape(ARCHIVE)}: ([0-9]+) bytes in .*, ([0-9]+) attempt\(s\)", upload)
     assert sent and int(sent.group(2)) >= 2, upload
     assert cut_at < int(sent.group(1)), (cut_at, upload)  # the cut came mid-file
+    resumed = re.findall(r"velofarm uploads: .*: resumed at byte ([0-9]+)", (farm.master_dir / "twistd.log").read_text())
+    assert resumed and 0 < int(resumed[-1]) < int(sent.group(1)), resumed  # sent the rest, not all again
     # Whole: the stored archive's SHA-256 is the one the worker computed before sending it.
     computed = re.search(rf"([0-9a-f]{{64}})  {re.escape(ARCHIVE)}", step_log(farm, build["buildid"], "checksum"))
     assert computed, step_log(farm, build["buildid"], "checksum")
@@ -152,3 +160,44 @@ def test_a_full_artifact_store_fails_the_build_naming_the_store_and_keeps_nothin
     assert "attempt 1 of 6 failed" not in log, log  # refused at once, not retried into a full disk
     assert left == []  # no .part, no .incoming folder, no half archive
     assert not (farm.root / "releases" / "v0.1.0").exists()  # nothing published
+
+
+@pytest.fixture
+def silent_engine() -> Iterator[int]:
+    """A TCP port that accepts connections and never says a word: a hung engine."""
+    server = socket.create_server(("127.0.0.1", 0), backlog=64)
+    yield server.getsockname()[1]
+    server.close()
+
+
+def test_an_engine_that_never_answers_fails_the_platform_once_naming_the_engine(
+        silent_engine: int, tmp_path: Path) -> None:
+    need_docker()
+    openssl = need("openssl", "openssl")
+    farm = write_farm(tmp_path / "farm", FARM_TOML, [PLATFORM], docker_image="velofarm-builder:any")
+    # TCP needs TLS (farm.toml refuses it otherwise): a throwaway self-signed certificate as CA and client.
+    secrets = tmp_path / "farm" / "secrets"
+    subprocess.run([openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                    "-days", "1", "-subj", "/CN=velofarm-test", "-keyout", str(secrets / "docker-key.pem"),
+                    "-out", str(secrets / "docker-cert.pem")], check=True, capture_output=True, timeout=60)
+    (secrets / "docker-ca.pem").write_bytes((secrets / "docker-cert.pem").read_bytes())
+    for name in ("docker-key.pem", "docker-cert.pem", "docker-ca.pem"):
+        (secrets / name).chmod(0o600)
+    data = tomllib.loads(farm.spec_path.read_text())
+    engine = f"tcp://127.0.0.1:{silent_engine}"
+    for worker in data["workers"].values():
+        worker.update(docker_host=engine, docker_tls={"ca": "docker-ca.pem", "cert": "docker-cert.pem",
+                                                      "key": "docker-key.pem"})
+    farm.spec_path.write_text(tomlwrite.dumps(data))
+    farm.init_repo()
+    farm.start_all()
+    try:
+        farm.push_tag("v0.1.0")
+        release = wait_release_of(farm, "v0.1.0", timeout=600)
+        builds = farm.builds(f"build-{PLATFORM}")
+        text = "\n".join(step_log(farm, builds[0]["buildid"], s["name"]) for s in steps(farm, builds[0]["buildid"]))
+    finally:
+        farm.stop_all()
+    assert release["results"] != 0 and PLATFORM in release["state_string"], release["state_string"]
+    assert len(builds) == 1 and builds[0]["results"] == EXCEPTION, builds  # once, not RETRY and re-queued
+    assert engine in text and "could not start" in text and f"docker -H {engine} info" in text, text

@@ -176,6 +176,8 @@ class UploadHandler(BaseHTTPRequestHandler):
                 elif put.start != slot.offset or slot.receipt:
                     raise RequestError(409, f"resume at byte {put.start}, but {slot.offset} arrived; "
                                             "ask again (HEAD)")
+                else:
+                    self.server.log(f"velofarm uploads: {slot.name}: resumed at byte {put.start}")
             receive(slot, generation, self.rfile, put)
             receipt = finish(slot, generation, put)
         except RequestError as exc:
