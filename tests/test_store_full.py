@@ -15,7 +15,8 @@ from test_transfer import NAME, make_archive
 
 from velofarm.artifacts.incoming import UploadGrants
 from velofarm.artifacts.receiver import start_receiver, stop_receiver
-from velofarm.artifacts.store import incoming_dir
+from velofarm.artifacts.store import BuildIdentity, commit_incoming, incoming_dir
+from velofarm.errors import ArtifactError
 from velofarm.worker_tools import transfer
 
 
@@ -59,3 +60,28 @@ def test_an_archive_that_fills_the_disk_to_the_last_byte_leaves_nothing(tmp_path
         message, retries, folder = upload_into(store, archive, digest)
         assert f"the artifact store {store} is full" in message and retries == [], message
         assert files_under(store) == []
+
+
+def test_a_store_that_fills_up_before_the_archive_is_stored_names_the_store(tmp_path: Path) -> None:
+    """The upload arrived whole, then the disk filled (another build, a log): storing it fails
+    naming the store, and its incoming folder goes."""
+    archive, digest = make_archive(tmp_path / "dist", 200_000)
+    with small_disk(tmp_path / "store", "1m") as store:
+        grants = UploadGrants()
+        server = start_receiver("127.0.0.1", 0, grants)
+        try:
+            folder = incoming_dir(store, "v1.0.0", "linux-x86_64", 7)
+            token = grants.grant(folder, [NAME])
+            transfer.upload_file(f"http://127.0.0.1:{server.server_port}/upload/", token, str(archive), digest,
+                                 emit=print)
+            receipt = grants.revoke(token)[NAME]
+        finally:
+            stop_receiver(server)
+        with open(store / "filler", "wb", buffering=0) as filler, pytest.raises(OSError):
+            while True:
+                filler.write(b"\0" * 65536)
+        record = BuildIdentity(tag="v1.0.0", platform="linux-x86_64", build_id=7, build_number=3,
+                               builder="build-linux-x86_64", worker="w1", commit="a" * 40, archive=NAME)
+        with pytest.raises(ArtifactError, match=f"the artifact store {store} is full .*velofarm artifacts prune"):
+            commit_incoming(store, record, receipt.sha256)
+        assert files_under(store) == ["filler"]
