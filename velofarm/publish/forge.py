@@ -6,7 +6,8 @@ uploaded and deleted, and how a stored asset proves it is whole (GitHub reports 
 digest; Gitea only a size, so its adapter downloads the attachment back and hashes it). Everything
 else, the order of the steps, the write re-checks and every message, is the same code for both, so a
 fix to one forge's recovery reaches the other. Messages name the repository, the forge, the tag and
-the asset. Each publisher keeps what is its own: how the release is found, created and published.
+the asset. Each publisher keeps what is its own: how it finds the release, what a refused create
+means, the body that publishes it, and its tag and latest-release rules.
 """
 
 from __future__ import annotations
