@@ -92,6 +92,8 @@ def sha256(path: Path) -> str:
 
 def test_a_network_cut_during_the_upload_resumes_and_the_archive_is_whole(
         builder_image: str, build_network: tuple[str, str], docker_farm: Callable[..., LocalFarm]) -> None:
+    need("tc", "iproute2")
+    need("nsenter", "util-linux")
     network, gateway = build_network
     farm = docker_farm(builder_image, [PLATFORM], docker_network=build_network)
     farm.push_tag("v0.1.0")
