@@ -394,6 +394,7 @@ def test_a_real_build_stores_its_archive_through_the_receiver(tmp_path: Path) ->
         assert f"the master verified SHA-256 {digest}" in logs and "--token-file -" in logs
         # the worker hashed the archive in the upload's own process: no .sha256 on its command line
         assert f"{NAME}.sha256" not in logs and f"sha256 {digest[:8]}… checked" in step["state_string"]
+        assert f"{digest}  {NAME}\n" in logs  # the hash the worker computed and sent
         assert "Bearer" not in logs and not [p for p in (tmp_path / "artifacts" / "v1.0.0").iterdir()
                                              if p.name.startswith(".")]
     finally:

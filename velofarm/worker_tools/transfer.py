@@ -250,6 +250,8 @@ def main(argv: list[str] | None = None) -> int:
         if not os.path.isfile(args.archive):
             raise TransferError(f"{args.archive}: no such file; the archive step should have written it")
         digest = expected_sha256(args.archive, args.sums)
+        # The hash this upload sends (Repr-Digest), as a sha256sum line: the log shows what the worker computed.
+        print(f"{digest}  {os.path.basename(args.archive)}", flush=True)
         if args.ca_file and not os.path.isfile(args.ca_file):
             raise TransferError(f"{args.ca_file}: no such CA file; copy the farm's CA here (bootstrap --ca-file)")
         receipt = upload_file(args.url, token, args.archive, digest, emit=lambda m: print(m, file=sys.stderr),
