@@ -13,6 +13,9 @@ client never heard. Actions:
   "primary"      403, x-ratelimit-remaining: 0, x-ratelimit-reset: now + 1
   "401", "403"   a real refusal: Bad credentials / Resource not accessible, no rate-limit headers
   "corrupt"      (upload) the asset is stored "uploaded" but with another digest
+  "hold"         (upload) as "drop", but half the body is read and then the request waits until the
+                 test calls `fault.release()` (or 10 minutes pass): the client is caught mid-upload,
+                 `fault.held` says it is, and a test can kill the client then
 """
 
 from __future__ import annotations
@@ -25,7 +28,8 @@ from typing import Any
 
 KINDS = {"list", "create", "get_release", "get_tag", "patch", "list_assets", "upload", "delete",
          "delete_release", "any"}
-ACTIONS = {"500", "502", "429", "drop", "secondary", "primary", "401", "403", "corrupt"}
+ACTIONS = {"500", "502", "429", "drop", "secondary", "primary", "401", "403", "corrupt", "hold"}
+HOLD_AT_MOST = 600.0  # seconds a held upload waits for release()
 DOCS = "https://docs.github.com/rest"
 
 
@@ -38,10 +42,20 @@ class Fault:
     times: int = 1
     fired: int = 0
     answers: list[dict[str, Any]] = field(default_factory=list)  # what was sent, for assertions
+    held: threading.Event = field(default_factory=threading.Event)  # "hold": a request is waiting
+    go: threading.Event = field(default_factory=threading.Event)
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS or self.action not in ACTIONS:
             raise ValueError(f"unknown fault {self.kind}/{self.action}")
+
+    def hold(self) -> None:
+        """Called by the stand-in while it serves the held request."""
+        self.held.set()
+        self.go.wait(HOLD_AT_MOST)
+
+    def release(self) -> None:
+        self.go.set()
 
 
 class Faults:
