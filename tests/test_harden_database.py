@@ -2,8 +2,9 @@
 
 A database of its own (created and dropped here): every connection the master holds is
 terminated, as a server restart does ("terminating connection due to administrator command"), and
-new ones are refused for a while; then the database comes back. The release must complete (or
-fail cleanly, saying so) and is never half-published; the master keeps working.
+new ones are refused for a while; then the database comes back. The release must complete and be
+published whole (Buildbot 4.3 alone left the release and its build "building" for ever: see
+velofarm/buildmaster/dbfix.py).
 Other databases on the server are not touched, so other tests using it are not disturbed.
 """
 
@@ -89,7 +90,7 @@ def running_step(farm: LocalFarm, builder: str, name: str) -> dict[str, Any] | N
     return None
 
 
-def test_the_database_away_during_a_build_never_half_publishes(postgres_url: str,  # noqa: F811
+def test_the_database_away_during_a_build_the_release_still_completes_whole(postgres_url: str,  # noqa: F811
                                                                make_farm: Callable[..., LocalFarm]) -> None:
     farm = make_farm(["linux-x86_64"], name="pgfault")
     data = tomllib.loads(farm.spec_path.read_text())
@@ -113,12 +114,9 @@ def test_the_database_away_during_a_build_never_half_publishes(postgres_url: str
         log = (farm.master_dir / "twistd.log").read_text(errors="replace").splitlines()[-60:]
         raise AssertionError(f"{exc}: the master wedged\n" + "\n".join(log)) from None
     folder = farm.root / "releases" / TAG
-    if release["results"] == 0:
-        assert main(["verify", str(folder), "--keys", str(farm.root / "keys")]) == 0  # whole
-    else:
-        assert not folder.exists(), "a failed release left a published folder"
-        assert release["state_string"], release
-    assert [p.name for p in (farm.root / "releases").glob("*")] in ([], [TAG])
-    assert list((farm.root / "releases").glob(".*")) == []  # no temporary folder left
+    assert release["results"] == 0, release["state_string"]  # completed, not just failed cleanly
+    assert release["number"] == 1 and len(farm.builds("build-linux-x86_64")) == 1  # no retry was needed
+    assert main(["verify", str(folder), "--keys", str(farm.root / "keys")]) == 0  # published whole
+    assert [p.name for p in (farm.root / "releases").iterdir()] == [TAG]  # and once, no temporary folder
     log = (farm.master_dir / "twistd.log").read_text(errors="replace")
-    assert release["results"] == 0, (release["state_string"], log.count("OperationalError"))
+    assert "velofarm: the database does not answer" in log  # the cut was felt, and waited out
