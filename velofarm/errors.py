@@ -36,3 +36,9 @@ def disk_problem(exc: OSError) -> str:
         return f"the disk quota is used up (Disk quota exceeded{where})"
     return f"{exc.strerror or exc}{where}"
 
+
+def disk_fix(exc: OSError, folder: object) -> str:
+    """What to do about `exc` met while writing under `folder`."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return f"free space on the disk that holds {folder}"
+    return f"make {folder} writable for the master (and check the disk)"

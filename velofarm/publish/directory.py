@@ -7,7 +7,7 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from velofarm.errors import PublishError, disk_problem
+from velofarm.errors import PublishError, disk_fix, disk_problem
 from velofarm.release.model import NOTES_FILE, RELEASE_JSON, Release
 from velofarm.release.verify import load_release
 
@@ -41,9 +41,9 @@ class DirectoryPublisher:
             load_release(tmp)  # what landed verifies before it becomes visible
             os.replace(tmp, final)
         except OSError as exc:  # a full or read-only disk: the partial copy goes (finally), nothing is visible
-            raise PublishError(f"{final}: release {release.tag} was not published: {disk_problem(exc)}; free "
-                               f"space on the disk that holds {self.root} ([release] directory) and publish "
-                               "again (re-run the release, or velofarm publish)") from None
+            raise PublishError(f"{final}: release {release.tag} was not published: {disk_problem(exc)}; "
+                               f"{disk_fix(exc, self.root)} ([release] directory) and publish again (re-run "
+                               "the release, or velofarm publish)") from None
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         return DirectoryOutcome("published", str(final), [f"wrote {len(names)} files"])

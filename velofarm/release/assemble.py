@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from velofarm.artifacts.store import BUILD_JSON, BuildIdentity, build_dir, read_build_identity, read_build_image
-from velofarm.errors import ArtifactError, ReleaseError, VelofarmError, disk_problem
+from velofarm.errors import ArtifactError, ReleaseError, VelofarmError, disk_fix, disk_problem
 from velofarm.publish.links import asset_url, release_page_url
 from velofarm.release.attest import TrustInputs, load_trust, sign_sums, write_attestations
 from velofarm.release.changelog import Changes, changes_heading, release_changes, render_changes
@@ -168,9 +168,9 @@ def assemble_release(spec: Spec, tag: str, commit: str, artifacts_root: Path, ou
         _write_release(spec, tag, commit, version, found, tmp, changes, trust)
         os.replace(tmp, out)
     except OSError as exc:  # a full or read-only disk: nothing half-written stays (finally)
-        raise ReleaseError(f"tag {tag}: cannot write the release folder {out}: {disk_problem(exc)}; free space "
-                           f"on the disk that holds {out.parent} (the master's staging folder; `velofarm "
-                           "artifacts prune` removes old artifacts) and release again") from None
+        raise ReleaseError(f"tag {tag}: cannot write the release folder {out}: {disk_problem(exc)}; "
+                           f"{disk_fix(exc, out.parent)} (the master's staging folder; `velofarm artifacts "
+                           "prune` removes old artifacts) and release again") from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out
