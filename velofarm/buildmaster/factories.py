@@ -145,6 +145,7 @@ def release_factory(spec: Spec, artifacts_root: Path, staging_root: Path) -> uti
     f.addStep(ReleaseTrigger(
         name="build platforms", schedulerNames=[b.scheduler for b in builders],
         platform_of_builder={b.name: b.platform.name for b in builders}, waitForFinish=True, haltOnFailure=True,
+        platform_timeout_minutes=spec.release.platform_timeout_minutes,
         sourceStamps=[{"codebase": "", "repository": spec.repo_url, "branch": TAG, "project": "",
                        "revision": util.Property("tag_commit")}],
         set_properties={"tag": TAG, "tag_commit": util.Property("tag_commit")}))

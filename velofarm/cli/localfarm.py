@@ -26,6 +26,7 @@ from velofarm.spec import tomlwrite
 from velofarm.tags.notify import install_hook
 
 DOCKER_SOCKET = "unix:///var/run/docker.sock"
+START_PATIENCE = 120  # seconds `buildbot start` waits for the master to show progress
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "velostream-mini"
 
 
@@ -124,8 +125,10 @@ class LocalFarm:
     def start_master(self) -> None:
         if not (self.master_dir / "buildbot.tac").exists():
             create_master(self.master_dir, self.spec_path)
-        subprocess.run([*buildbot_command(), "start", str(self.master_dir)], check=True,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, timeout=120)
+        # `buildbot start` gives up after 10 s without a line it counts as progress; on a busy
+        # machine loading buildbot.tac alone can take that long (the master was starting fine).
+        subprocess.run([*buildbot_command(), "start", f"--start_timeout={START_PATIENCE}", str(self.master_dir)],
+                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, timeout=START_PATIENCE * 2)
 
     def stop_master(self) -> None:
         stop_daemon(self.master_dir, [*buildbot_command(), "stop", str(self.master_dir)])
