@@ -400,3 +400,16 @@ def test_a_real_build_stores_its_archive_through_the_receiver(tmp_path: Path) ->
     finally:
         for cmd, folder in ((WORKER_CMD, worker_dir), (buildbot_command(), master_dir)):
             subprocess.run([*cmd, "stop", str(folder)], stdout=subprocess.DEVNULL, timeout=60, check=False)
+
+
+def test_an_empty_resume_sends_nothing(tmp_path: Path) -> None:
+    """Every byte arrived but the receipt was lost: the resume sends 0 bytes (sendfile refuses a count of 0)."""
+    archive = tmp_path / "a.tar.gz"
+    archive.write_bytes(b"x" * 1000)
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        conn = http.client.HTTPConnection("127.0.0.1")
+        conn.sock = ours
+        transfer.send_body(conn, str(archive), 1000, 0)
+        transfer.send_body(conn, str(archive), 990, 10)
+        assert theirs.recv(100) == b"x" * 10

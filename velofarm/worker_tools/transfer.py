@@ -147,6 +147,8 @@ def ask_offset(conn: http.client.HTTPConnection, ep: Endpoint, name: str,
 
 def send_body(conn: http.client.HTTPConnection, path: str, offset: int, count: int) -> None:
     sock = conn.sock
+    if count <= 0:  # everything arrived but the receipt was lost: an empty resume (sendfile refuses 0)
+        return
     with open(path, "rb") as fh:
         if not isinstance(conn, http.client.HTTPSConnection):
             sock.sendfile(fh, offset, count)  # zero-copy; falls back to send() where unsupported
