@@ -120,7 +120,16 @@ def test_a_container_killed_during_cargo_build_is_retried_in_a_new_one(
               "cargo build to start in the container", every=0.1)
     killed = containers_of(farm)
     assert len(killed) == 1, killed
+    first_password = farm.wait(lambda: tac_password(killed[0]), 60, "the first container's buildbot.tac")
+    first_id = container_id(killed[0])
     docker("kill", killed[0])
+
+    def retried() -> str | None:  # the retry's container may take the same name: tell them apart by id
+        ids = [i for i in map(container_id, containers_of(farm)) if i and i != first_id]
+        return ids[0] if ids else None
+
+    second_password = farm.wait(lambda: tac_password(retried() or ""), 600, "the retry's container's buildbot.tac",
+                                every=0.1)
     release = wait_release_of(farm, "v0.1.0", timeout=900)
     assert release["results"] == 0, release["state_string"]
     builds = farm.builds("build-linux-x86_64")
@@ -136,6 +145,24 @@ def test_a_container_killed_during_cargo_build_is_retried_in_a_new_one(
     assert sorted(p.name for p in (farm.root / "master" / "artifacts" / "v0.1.0").iterdir()) == ["linux-x86_64"]
     assert len(farm.builds("release")) == 1
     assert killed[0] not in containers_of(farm)
+    # A password per container: the one the killed container held is not the one its retry got.
+    assert first_password != second_password
+
+
+def container_id(name: str) -> str:
+    out = subprocess.run(["docker", "inspect", "--format", "{{.Id}}", name], capture_output=True, text=True,
+                         check=False)
+    return out.stdout.strip() if out.returncode == 0 else ""
+
+
+def tac_password(container: str) -> str | None:
+    """The worker password in a running build container's buildbot.tac (its build can read it)."""
+    if not container:
+        return None
+    out = subprocess.run(["docker", "exec", container, "sh", "-c", "cat buildbot.tac"], capture_output=True,
+                         text=True, check=False)
+    found = [line.split("=", 1)[1].strip() for line in out.stdout.splitlines() if line.startswith("passwd")]
+    return found[0] if found and len(found[0]) > 2 else None
 
 
 def test_two_demo_runs_in_containers_give_the_same_sha256sums(builder_image: str, tmp_path: Path) -> None:

@@ -1,9 +1,9 @@
 """Workers from the spec; each password is a secret named worker-<name>, except Docker workers'.
 
 A Docker worker is Buildbot's DockerLatentWorker: a fresh container for each build, removed when
-the build ends whatever the result. Its password is random, made by the master when it loads the
-config and held only in memory; it reaches the container as a file copied in before the container
-starts, not as the WORKERPASS variable `docker inspect` would show.
+the build ends whatever the result. Its password is random, made by the master for each container
+and held only in memory; it reaches the container as a file copied in before the container starts,
+not as the WORKERPASS variable `docker inspect` would show.
 """
 
 from __future__ import annotations
@@ -104,6 +104,11 @@ class ContainerWorker(worker.DockerLatentWorker):
 
     @defer.inlineCallbacks
     def start_instance(self, build: Any) -> Any:
+        # A new password for every container, registered before it starts: one that a build read
+        # from its container's buildbot.tac is refused once that container is gone.
+        self.password = self.getRandomPass()
+        if self.registration is not None:
+            yield self.registration.update(self, self.master.config)
         result = yield super().start_instance(build)
         digest = yield threads.deferToThread(self._thd_image_digest)
         if digest:
