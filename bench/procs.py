@@ -3,6 +3,7 @@ master memory. Every process is started here and stopped by its own pid at the e
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import signal
@@ -103,7 +104,7 @@ def api(www_port: int, path: str, body: dict[str, Any] | None = None) -> Any:
     try:
         with urllib.request.urlopen(req, timeout=30) as resp:
             return json.load(resp)
-    except (OSError, ValueError):
+    except (OSError, ValueError, http.client.HTTPException):  # refused, reset, or an answer cut short
         if body is not None:
             raise
         return None
