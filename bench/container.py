@@ -2,8 +2,9 @@
 
 A farm with one Docker latent worker for linux-x86_64 (velofarm's ContainerWorker, the builder
 image `velofarm image build` makes for the current inputs). Each repetition forces the real
-platform build; velofarm's figure is the build request's creation to the build's first step
-starting (EventRecorder), in a container created for that build; the build is then stopped (what
+platform build; velofarm's figure runs from the force call (the request as a user makes it) to
+the build's first step in the container created for it (after Buildbot's own worker_preparation;
+EventRecorder's times); the build is then stopped (what
 follows is measured elsewhere) and the container removed before the next. Baseline, the engine's
 own floor, run alternately: `docker run --rm` of the same image with the same network, init and
 volumes, running `true`. `docker events` gives the container's create and start times, the
@@ -89,7 +90,15 @@ def container_times(prefix: str, since: float, until: float) -> dict[str, float]
     return times
 
 
+def container_prefix(worker: str) -> str:
+    # Buildbot names a worker's container buildbot-<worker>-<master hash>, with '_' made '-'.
+    return f"buildbot-{worker}-".replace("_", "-")
+
+
 def farm_once(farm: LocalFarm, worker: str, commit: str) -> dict[str, float]:
+    """Force the platform build; stop it once its first step in the container (after Buildbot's
+    own worker_preparation) has started; wait until the container is gone. Seconds after the request."""
+    requested = time.time()  # the request as the user makes it: the force call
     brid = force(farm.www_port, "bench-rebuild", f"build-{PLATFORM}", tag=TAG, tag_commit=commit)
     events = str(farm.master_dir / "events.jsonl")
 
@@ -98,23 +107,25 @@ def farm_once(farm: LocalFarm, worker: str, commit: str) -> dict[str, float]:
         build = next((e for e in seen if e["key"][0] == "builds" and e["key"][-1] == "new"
                       and e.get("buildrequestid") == brid), None)
         step = build and next((e for e in seen if e["key"][0] == "steps" and e["key"][-1] == "started"
-                               and e.get("buildid") == build["buildid"]), None)
+                               and e.get("buildid") == build["buildid"] and e.get("name") != "worker_preparation"),
+                              None)
         if not step:
             return None
-        request = next(e for e in seen if e["key"][0] == "buildrequests" and e.get("buildrequestid") == brid)
         connected = [e for e in seen if e["key"][0] == "workers" and e["key"][-1] == "connected"
-                     and e.get("name") == worker and e["t"] >= request["t"]]
-        return {"request": request["t"], "build": build["t"], "step": step["t"], "buildid": build["buildid"],
-                "connected": connected[0]["t"] if connected else step["t"]}
+                     and e.get("name") == worker and e["t"] >= requested]
+        return {"build": build["t"], "step": step["t"], "buildid": build["buildid"],
+                "connected": connected[0]["t"] if connected else float("nan")}
     seen: dict[str, Any] = wait_for(first_step, 300, f"the first step of build request {brid}", every=0.05)
     api(farm.www_port, f"builds/{seen['buildid']}",
         {"jsonrpc": "2.0", "method": "stop", "id": 1, "params": {"reason": "bench: measured"}})
-    wait_for(lambda: not docker("ps", "-aq", "--filter", f"name=buildbot-{worker}-").strip()
+    wait_for(lambda: not docker("ps", "-aq", "--filter", f"name={container_prefix(worker)}").strip()
              and worker not in {w["name"] for w in api(farm.www_port, "workers")["workers"] if w["connected_to"]},
              120, f"{worker}'s container to be removed")
-    box = container_times(f"buildbot-{worker}-", seen["request"] - 1, time.time())
-    t0 = seen["request"]
-    return {"total": seen["step"] - t0, "created": box.get("create", t0) - t0, "started": box.get("start", t0) - t0,
+    box = container_times(container_prefix(worker), requested - 1, time.time())
+    if set(box) != {"create", "start"}:
+        raise RuntimeError(f"docker events showed no create and start of a {container_prefix(worker)}* container")
+    t0 = requested
+    return {"total": seen["step"] - t0, "created": box["create"] - t0, "started": box["start"] - t0,
             "connected": seen["connected"] - t0, "build_new": seen["build"] - t0}
 
 
@@ -144,7 +155,7 @@ def measure(root: Path, procs: Procs, emit: Any, deadline: float) -> dict[str, A
     finally:
         procs.stop_all()
         farm.stop_git_daemon()
-        leftover = docker("ps", "-aq", "--filter", f"name=buildbot-{worker}-").split()
+        leftover = docker("ps", "-aq", "--filter", f"name={container_prefix(worker)}").split()
         if leftover:
             docker("rm", "--force", *leftover)
         subprocess.run(["docker", "volume", "rm", "--force", *volumes(worker)], capture_output=True, check=False)

@@ -140,7 +140,8 @@ def verify_metrics(raw: dict[str, Any]) -> dict[str, Any]:
 
 def container_metrics(raw: dict[str, Any]) -> dict[str, Any]:
     reps = raw["reps"]
-    parts = {k: round(spread(r[k] for r in reps).median, 3) for k in ("created", "started", "connected", "build_new")}
+    parts = {k: round(spread(r[k] for r in reps if r[k] == r[k]).median, 3) if any(r[k] == r[k] for r in reps)
+             else None for k in ("created", "started", "connected", "build_new")}  # NaN: no such event seen
     return {"container_start_s": _paired(
         "container_start_s", 1.5, [r["total"] for r in reps], [r["floor"] for r in reps], "s",
         "docker run", image=raw["image"], breakdown_s=parts,
