@@ -13,8 +13,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from bench.farms import Timeline, bump, push_tags
-from bench.procs import api, wait_for
+from bench.farms import Timeline, bump, push_tags, wait_releases
 from bench.transfer import RssSampler
 from velofarm.cli.localfarm import LocalFarm
 
@@ -29,17 +28,6 @@ def cpu_seconds(pid: int) -> tuple[float, float]:
     return (utime + stime) / tick, (cutime + cstime) / tick
 
 
-def finished_releases(farm: LocalFarm, tags: list[str], timeout: float) -> dict[str, dict[str, Any]]:
-    """Each tag's finished release build, however it ended."""
-    def done() -> dict[str, dict[str, Any]] | None:
-        found = api(farm.www_port, "builders/release/builds?property=tag") or {"builds": []}
-        mine = {b["properties"]["tag"][0]: b for b in found["builds"]
-                if b["complete"] and b["properties"].get("tag", [None])[0] in tags}
-        return mine if len(mine) == len(tags) else None
-    result: dict[str, dict[str, Any]] = wait_for(done, timeout, f"the releases of {', '.join(tags)}", every=0.5)
-    return result
-
-
 def published_at(farm: LocalFarm, build: dict[str, Any]) -> float:
     tl = Timeline(farm)
     publish = tl.step(build["buildid"], "publish")
@@ -52,7 +40,7 @@ def release_tags(farm: LocalFarm, pid: int, tags: list[str]) -> dict[str, Any]:
     own0, kids0 = cpu_seconds(pid)
     with RssSampler(pid) as rss:
         pushed = push_tags(farm, *tags)
-        builds = finished_releases(farm, tags, timeout=300 + 240 * len(tags))
+        builds = wait_releases(farm, tags, pushed, timeout=300 + 240 * len(tags))
     own1, kids1 = cpu_seconds(pid)
     ok = [t for t, b in builds.items() if b["results"] == 0]
     last = max(published_at(farm, b) for b in builds.values())

@@ -19,7 +19,7 @@ from bench.stats import repeat
 
 def fan_once(lab: Lab, kind: str, tag: str, children: int) -> dict[str, float]:
     brid = force(lab.www_port, "force", f"fan-parent-{kind}", tag=tag)
-    parent = wait_build(lab.www_port, brid, timeout=120)
+    parent = wait_build(lab.www_port, brid, timeout=120, events=lab.root / "master" / "events.jsonl")
     created = {e["buildid"]: e["t"] for e in read_events(str(lab.root / "master" / "events.jsonl"))
                if e["key"][0] == "builds" and e["key"][-1] == "new"}
     starts, steps, ends = [], [], []

@@ -100,13 +100,26 @@ def push_tags(farm: LocalFarm, *tags: str) -> float:
     return pushed
 
 
-def release_of(farm: LocalFarm, tag: str, timeout: float = 600) -> dict[str, Any]:
+def wait_releases(farm: LocalFarm, tags: list[str], since: float, timeout: float) -> dict[str, dict[str, Any]]:
+    """Each tag's finished release build, however it ended. Waits by reading the event file, not
+    by polling the master, whose CPU and memory are part of what is measured."""
+    release_id = api(farm.www_port, "builders/release")["builders"][0]["builderid"]
+    events = str(farm.master_dir / "events.jsonl")
+
+    def finished() -> bool:
+        return sum(1 for e in read_events(events) if e["key"][0] == "builds" and e["key"][-1] == "finished"
+                   and e.get("builderid") == release_id and e["t"] >= since) >= len(tags)
+    wait_for(finished, timeout, f"the release of {', '.join(tags)}", every=0.2)
+    found = api(farm.www_port, "builders/release/builds?property=tag") or {"builds": []}
+    return {b["properties"]["tag"][0]: b for b in found["builds"]
+            if b["complete"] and b["properties"].get("tag", [None])[0] in tags}
+
+
+def release_of(farm: LocalFarm, tag: str, since: float = 0.0, timeout: float = 600) -> dict[str, Any]:
     """The finished release build of a tag; a failed one stops the bench, naming the log."""
-    def done() -> dict[str, Any] | None:
-        found = api(farm.www_port, "builders/release/builds?property=tag") or {"builds": []}
-        mine = [b for b in found["builds"] if b["complete"] and b["properties"].get("tag", [None])[0] == tag]
-        return mine[0] if mine else None
-    build: dict[str, Any] = wait_for(done, timeout, f"the release of {tag}", every=0.3)
+    build = wait_releases(farm, [tag], since, timeout).get(tag)
+    if build is None:
+        raise RuntimeError(f"no finished release build of {tag}; see {farm.master_dir}/twistd.log")
     if build["results"] != 0:
         raise RuntimeError(f"the bench release of {tag} failed: {build['state_string']}; "
                            f"see {farm.master_dir}/twistd.log")

@@ -88,14 +88,14 @@ def breakdown(farm: LocalFarm, tag: str, pushed: float) -> dict[str, Any]:
 
 def release_once(farm: LocalFarm, tag: str) -> dict[str, Any]:
     pushed = push_tags(farm, tag)
-    release_of(farm, tag, timeout=900)
+    release_of(farm, tag, since=pushed, timeout=900)
     return breakdown(farm, tag, pushed)
 
 
 def rebuild(farm: LocalFarm, tag: str, commit: str, worker: str) -> tuple[float, float, bytes]:
     """Force one platform's rebuild of a tag on one worker: build seconds, cargo step seconds, archive."""
     brid = force(farm.www_port, "bench-rebuild", f"build-{REBUILT}", tag=tag, tag_commit=commit, bench_worker=worker)
-    build = wait_build(farm.www_port, brid, timeout=600)
+    build = wait_build(farm.www_port, brid, timeout=600, events=farm.master_dir / "events.jsonl")
     tl = Timeline(farm)
     b0, b1 = tl.build_span(build["buildid"])
     cargo = tl.step(build["buildid"], "cargo") or (0.0, 0.0)

@@ -50,7 +50,7 @@ class Runs:
         self.count += 1
         tag = f"b{self.count}"
         brid = force(self.lab.www_port, "force", builder, tag=tag, archive=archive)
-        build = wait_build(self.lab.www_port, brid)
+        build = wait_build(self.lab.www_port, brid, events=self.lab.root / "master" / "events.jsonl")
         shutil.rmtree(self.lab.artifacts / tag, ignore_errors=True)
         return float(prop(build, "t_t1")) - float(prop(build, "t_t0"))
 
