@@ -7,6 +7,8 @@
   multipart_stream, gitea-releases-api.json): a stateful Gitea/Forgejo releases stand-in that
   validates every request and answer against the project's Swagger 2.0 subset of Gitea's description
   (and the official file when VELOFARM_GITEA_SWAGGER names it);
+- standin_base: what both stand-ins share (the fault queue, the request record, the loopback
+  servers, paging, cutting a connection);
 - farmtools: reading a running farm (builds, steps, logs) through its REST API;
 - worker_jobs: the job file the worker tools read, as tests build it;
 - layout_rules: the house rules tests/test_layout.py holds velofarm/ to;

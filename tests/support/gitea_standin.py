@@ -22,21 +22,18 @@ import os
 import re
 import secrets
 import shutil
-import socket
-import struct
 import tempfile
-import threading
 import time
 import urllib.parse
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Self
 
 from support.gitea_standin_downloads import DownloadsMixin
-from support.gitea_standin_faults import Fault, Faults, error_answer
-from support.gitea_standin_json import JsonMixin, Seen, StoredAttachment, StoredRelease, stamp
+from support.gitea_standin_faults import error_answer, gitea_faults
+from support.gitea_standin_json import JsonMixin, StoredAttachment, StoredRelease, stamp
 from support.multipart_stream import Incomplete, boundary_of, read_form
+from support.standin_base import Fault, Handler, Seen, StandInServers, drain, drop, page_of, send
 from support.swagger2 import Swagger2
 
 DESCRIPTION = Path(__file__).resolve().parent / "gitea-releases-api.json"
@@ -60,54 +57,40 @@ def descriptions() -> tuple[Swagger2, ...]:
 
 @dataclass
 class Call:
-    h: _Handler
+    h: Handler
     seen: Seen
     params: dict[str, str]
     fault: Fault | None = None
     parts: list[Any] = field(default_factory=list)
 
 
-class GiteaStandIn(JsonMixin, DownloadsMixin):
+class GiteaStandIn(StandInServers, JsonMixin, DownloadsMixin):
     """`with GiteaStandIn() as gitea:`; point a publisher at `gitea.url` (the root URL)."""
 
     def __init__(self, repo: str = "acme/velostream", token: str = TOKEN, *, max_limit: int = 50,
                  sub_path: str = "", serve_direct: bool = False, known_commits: set[str] | None = None) -> None:
+        super().__init__(gitea_faults())
         self.repo, self.token, self.max_limit = repo.lower(), token, max_limit
         self.sub_path, self.serve_direct, self.known_commits = sub_path, serve_direct, known_commits
         self.releases: list[StoredRelease] = []
         self.tags: dict[str, str] = {}  # git tag -> commit sha
         self.branches = {"main": MAIN_SHA}
-        self.faults = Faults()
-        self.requests: list[Seen] = []
-        self.validation_errors: list[str] = []
-        self.publishes: list[dict[str, Any]] = []  # the assets each release had when it was published
-        self.incomplete_publishes: list[str] = []
         self.expected: dict[str, dict[str, tuple[int, str]]] = {}  # tag -> name -> (size, sha256)
-        self._lock = threading.RLock()
         self._ids = iter(range(101, 10**9))
         self._order = iter(range(1, 10**9))  # created_at order: Gitea's list is newest first
-        self._servers: list[ThreadingHTTPServer] = []
 
     # -- life -------------------------------------------------------------------------------------
     def __enter__(self) -> Self:
         descriptions()
         self.files = Path(tempfile.mkdtemp(prefix="gitea-standin-"))
-        for host in ("web", "storage") if self.serve_direct else ("web",):
-            handler = type(f"{host}Handler", (_Handler,), {"standin": self, "host": host})
-            server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-            server.daemon_threads = True
-            threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True).start()
-            self._servers.append(server)
-        ports = [s.server_address[1] for s in self._servers]
+        ports = self.start(("web", "storage") if self.serve_direct else ("web",))
         self.url = f"http://127.0.0.1:{ports[0]}{self.sub_path}"
         self.storage_url = f"http://127.0.0.1:{ports[-1]}"
         self.api_url = f"{self.url}/api/v1"
         return self
 
     def __exit__(self, *exc: object) -> None:
-        for server in self._servers:
-            server.shutdown()
-            server.server_close()
+        self.stop()
         shutil.rmtree(self.files, ignore_errors=True)
 
     # -- seeding and inspection -------------------------------------------------------------------
@@ -145,11 +128,8 @@ class GiteaStandIn(JsonMixin, DownloadsMixin):
         final = [r for r in self.releases if not r.draft and not r.prerelease]
         return max(final, key=lambda r: r.order).tag_name if final else None
 
-    def writes(self) -> list[Seen]:
-        return [s for s in self.requests if s.method != "GET" and s.kind != "download"]
-
     # -- serving ------------------------------------------------------------------------------------
-    def serve(self, h: _Handler) -> None:
+    def serve(self, h: Handler) -> None:
         split = urllib.parse.urlsplit(h.path)
         query = urllib.parse.parse_qs(split.query, keep_blank_values=True)
         path = split.path[len(self.sub_path):] if split.path.startswith(self.sub_path) else "\0"
@@ -157,19 +137,17 @@ class GiteaStandIn(JsonMixin, DownloadsMixin):
             return self.serve_download(h, path if h.host == "web" else split.path, query)
         found = descriptions()[0].operation(h.command, path)
         kind = KINDS.get(found[1]["operationId"], "unknown") if found else "unknown"
-        seen = Seen(h.command, path, kind, time.monotonic(), query)
-        with self._lock:
-            self.requests.append(seen)
+        seen = self.record(Seen(h.command, path, kind, time.monotonic(), query))
         c = Call(h, seen, {k: urllib.parse.unquote(v) for k, v in (found[2] if found else {}).items()})
         refusal = self._check_headers(c)
         if refusal is not None:
-            self._drain(h)
+            drain(h, int(h.headers.get("Content-Length") or 0))
             return self._answer(c, *refusal)
         c.fault = fault = self.faults.take(kind)
         if not self._read_body(c):
             return None
         refusal = self._validate_request(c)
-        if refusal is None and fault and not fault.after and fault.action not in ("drop", "corrupt", "truncate"):
+        if refusal is None and fault and not fault.after and fault.action != "drop" and not fault.damages:
             refusal = error_answer(fault, self.docs_url)
         if refusal is None and fault and fault.action == "drop" and not fault.after:
             return self._drop(c)
@@ -247,24 +225,11 @@ class GiteaStandIn(JsonMixin, DownloadsMixin):
         data = b"" if status == 204 else json.dumps(body).encode()
         self._send(c.h, c.seen, status, {**headers, "Content-Type": "application/json;charset=utf-8"}, data)
 
-    def _send(self, h: _Handler, seen: Seen, status: int, headers: dict[str, str], data: bytes) -> None:
-        seen.status = status
-        h.send_response(status)
-        for key, value in {**headers, "Content-Length": str(len(data))}.items():
-            h.send_header(key, value)
-        h.end_headers()
-        h.wfile.write(data)
+    def _send(self, h: Handler, seen: Seen, status: int, headers: dict[str, str], data: bytes) -> None:
+        send(h, seen, status, {**headers, "Content-Length": str(len(data))}, data)
 
-    def _drain(self, h: _Handler) -> None:
-        length = int(h.headers.get("Content-Length") or 0)
-        while length > 0 and (chunk := h.rfile.read(min(length, 1 << 20))):
-            length -= len(chunk)
-
-    def _drop(self, c: Call | Any) -> None:
-        """Cut the connection with a reset, no answer (as a proxy or a broken upstream does)."""
-        h = c.h if isinstance(c, Call) else c
-        h.close_connection = True
-        h.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    def _drop(self, c: Call | Handler) -> None:
+        drop(c.h if isinstance(c, Call) else c)
 
     # -- operations (called with the lock held) -----------------------------------------------------
     def _release(self, c: Call) -> StoredRelease | None:
@@ -280,14 +245,9 @@ class GiteaStandIn(JsonMixin, DownloadsMixin):
         limit = int(c.seen.query.get("limit", ["0"])[0])
         limit = 30 if limit <= 0 else min(limit, self.max_limit)
         page = max(int(c.seen.query.get("page", ["1"])[0]), 1)
-        last = max(1, -(-len(wanted) // limit))
-        links = {"next": page + 1, "last": last} if page < last else {}
-        links |= {"first": 1, "prev": page - 1} if page > 1 else {}
-        base = f"{self.api_url}{c.seen.path[len('/api/v1'):]}?"
-        link = ", ".join(f'<{base}{urllib.parse.urlencode({"limit": limit, "page": n})}>; rel="{rel}"'
-                         for rel, n in links.items())
+        shown, link = page_of(wanted, page, limit, f"{self.api_url}{c.seen.path[len('/api/v1'):]}", {"limit": limit})
         headers = {"X-Total-Count": str(len(wanted)), **({"Link": link} if link else {})}
-        return 200, headers, [self.release_json(r) for r in wanted[(page - 1) * limit: page * limit]]
+        return 200, headers, [self.release_json(r) for r in shown]
 
     def _op_get_tag(self, c: Call) -> Answer:
         rel = next((r for r in self.releases if r.tag_name.lower() == c.params["tag"].lower()), None)  # drafts too
@@ -382,18 +342,3 @@ class GiteaStandIn(JsonMixin, DownloadsMixin):
             a.size, a.sha256 = len(data), hashlib.sha256(data).hexdigest()
         rel.assets.append(a)  # duplicates are accepted, as Gitea does
         return 201, {}, self.attachment_json(a)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    standin: GiteaStandIn
-    host: str
-
-    def do_GET(self) -> None:
-        self.standin.serve(self)
-
-    do_POST = do_PATCH = do_DELETE = do_PUT = do_GET
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-

@@ -14,8 +14,9 @@ import urllib.parse
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 
-from support.gitea_standin_faults import Faults, error_answer
-from support.gitea_standin_json import Seen, StoredAttachment, StoredRelease
+from support.gitea_standin_faults import error_answer
+from support.gitea_standin_json import StoredAttachment, StoredRelease
+from support.standin_base import Faults, Seen
 
 
 class DownloadsMixin:

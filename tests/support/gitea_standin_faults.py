@@ -17,10 +17,10 @@ the write went through, the client never heard. Actions:
 
 from __future__ import annotations
 
-import threading
 import time
-from dataclasses import dataclass, field
 from typing import Any
+
+from support.standin_base import Fault, Faults
 
 KINDS = {"repo", "list", "create", "get_tag", "get_release", "patch", "list_assets", "upload", "delete",
          "git_tag", "download", "any"}
@@ -29,60 +29,15 @@ MESSAGES = {500: "", 502: "Bad Gateway", 429: "Too Many Requests",
             401: "invalid username, password or token", 403: "user should have specific permission or be a site admin"}
 
 
-@dataclass
-class Fault:
-    kind: str
-    action: str
-    after: bool = False
-    skip: int = 0
-    times: int = 1
-    fired: int = 0
-    answers: list[dict[str, Any]] = field(default_factory=list)  # what was sent, for assertions
-
-    def __post_init__(self) -> None:
-        if self.kind not in KINDS or self.action not in ACTIONS:
-            raise ValueError(f"unknown fault {self.kind}/{self.action}")
-
-    @property
-    def damages(self) -> bool:
-        """The request is applied, its stored result damaged, and the answer looks normal."""
-        return self.action in ("corrupt", "truncate")
-
-
-class Faults:
-    """A queue of faults; thread-safe because the stand-in serves requests on threads."""
-
-    def __init__(self) -> None:
-        self.queue: list[Fault] = []
-        self._lock = threading.Lock()
-
-    def add(self, kind: str, action: str, *, after: bool = False, skip: int = 0, times: int = 1) -> Fault:
-        fault = Fault(kind, action, after, skip, times)
-        with self._lock:
-            self.queue.append(fault)
-        return fault
-
-    def take(self, kind: str) -> Fault | None:
-        """The fault this request meets, if any (a skipping fault lets the request through)."""
-        with self._lock:
-            for fault in self.queue:
-                if fault.kind not in (kind, "any"):
-                    continue
-                if fault.skip > 0:
-                    fault.skip -= 1
-                    return None
-                fault.fired += 1
-                if fault.fired >= fault.times:
-                    self.queue.remove(fault)
-                return fault
-        return None
+def gitea_faults() -> Faults:
+    return Faults(KINDS, ACTIONS)
 
 
 def error_answer(fault: Fault, docs_url: str) -> tuple[int, dict[str, str], dict[str, Any]]:
     """Status, headers and APIError body for an answering fault (not drop, corrupt or truncate)."""
-    if fault.action in ("drop", "corrupt", "truncate"):
+    if fault.action == "drop" or fault.damages:
         raise ValueError(f"{fault.action} is not an answering fault")
     status = int(fault.action)
     headers = {"Retry-After": "1"} if status == 429 else {}
-    fault.answers.append({"status": status, "headers": dict(headers), "sent_at": time.time()})
+    fault.answered(status, headers, time.time())
     return status, headers, {"message": MESSAGES[status], "url": docs_url}

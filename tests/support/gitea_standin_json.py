@@ -3,24 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
-
-def stamp() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-@dataclass
-class Seen:
-    method: str
-    path: str
-    kind: str
-    at: float  # time.monotonic()
-    query: dict[str, list[str]] = field(default_factory=dict)
-    body: Any = None
-    raw: bytes = b""
-    status: int = 0
+from support.standin_base import stamp
 
 
 @dataclass

@@ -1,26 +1,10 @@
-"""What the GitHub stand-in holds (releases and their assets) and what it saw (each request)."""
+"""What the GitHub stand-in holds: releases and their assets (what it saw is standin_base.Seen)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any
 
-
-def stamp() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-@dataclass
-class Seen:
-    method: str
-    path: str
-    kind: str
-    at: float  # time.monotonic()
-    query: dict[str, str] = field(default_factory=dict)
-    body: Any = None
-    status: int = 0
-    request: Any = None  # the MockRequest that passed validation
+from support.standin_base import stamp
 
 
 @dataclass

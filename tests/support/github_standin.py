@@ -11,21 +11,18 @@ from __future__ import annotations
 
 import hashlib
 import json
-import socket
-import struct
-import threading
 import time
 import urllib.parse
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
 
 from openapi_core.testing import MockRequest
 
 from support.github_api import SPEC_HOSTS, descriptions, request_error, response_errors, route
-from support.github_records import Seen, StoredAsset, StoredRelease, stamp
+from support.github_records import StoredAsset, StoredRelease, stamp
 from support.github_standin_downloads import serve_web_download
-from support.github_standin_faults import DOCS, Fault, Faults, error_answer
+from support.github_standin_faults import DOCS, error_answer, github_faults
+from support.standin_base import Fault, Handler, Seen, StandInServers, drain, drop, page_of, send
 
 TOKEN = "ghp_standin0123456789abcdefSECRET"
 DROP = object()
@@ -37,7 +34,7 @@ NOT_FOUND: Answer = (404, {}, {"message": "Not Found"})
 class Call:
     """One request being served: what the operations need."""
 
-    h: _Handler
+    h: Handler
     seen: Seen
     template: str
     params: dict[str, str]
@@ -45,12 +42,13 @@ class Call:
     fault: Fault | None = None
 
 
-class GitHubStandIn:
+class GitHubStandIn(StandInServers):
     """Start with `with GitHubStandIn() as gh:`; point a client at `gh.api_url`."""
 
     def __init__(self, repo: str = "acme/velostream", token: str = TOKEN, *, immutable: bool = False,
                  max_per_page: int = 100, api_prefix: str = "", uploads_prefix: str = "",
                  keep_data: bool = False) -> None:
+        super().__init__(github_faults())
         self.repo, self.token, self.immutable = repo.lower(), token, immutable
         # keep_data: uploaded bytes are kept and served at browser_download_url (github.com's web
         # download, outside the API description), for clients that download a release.
@@ -59,36 +57,20 @@ class GitHubStandIn:
         self.api_prefix, self.uploads_prefix = api_prefix, uploads_prefix
         self.releases: list[StoredRelease] = []
         self.latest_id: int | None = None
-        self.faults = Faults()
-        self.requests: list[Seen] = []
-        self.validation_errors: list[str] = []
-        self.publishes: list[dict[str, Any]] = []  # the assets each release had when published
-        self.incomplete_publishes: list[str] = []
         self.expected: dict[str, dict[str, tuple[int, str]]] = {}  # tag -> name -> (size, digest)
-        self._lock = threading.RLock()
         self._ids = iter(range(1001, 10**9))
-        self._servers: list[ThreadingHTTPServer] = []
 
     # -- life -------------------------------------------------------------------------------------
     def __enter__(self) -> Self:
         descriptions()
-        for host in ("api", "uploads"):
-            handler = type(f"{host}Handler", (_Handler,), {"standin": self, "host": host})
-            server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-            server.daemon_threads = True
-            threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True,
-                             name=f"standin-{host}").start()
-            self._servers.append(server)
-        api, up = (s.server_address[1] for s in self._servers)
+        api, up = self.start(("api", "uploads"))
         self.api_url = f"http://127.0.0.1:{api}{self.api_prefix}"
         self.uploads_url = f"http://127.0.0.1:{up}{self.uploads_prefix}"
         self.web_url = f"http://127.0.0.1:{api}"
         return self
 
     def __exit__(self, *exc: object) -> None:
-        for server in self._servers:
-            server.shutdown()
-            server.server_close()
+        self.stop()
 
     # -- seeding and inspection -------------------------------------------------------------------
     def add_release(self, tag: str, *, draft: bool = False, prerelease: bool = False,
@@ -116,27 +98,22 @@ class GitHubStandIn:
                      "assets": sorted((a.name, a.size, a.digest, a.state, a.content_type) for a in r.assets)}
                     for r in self.releases]
 
-    def writes(self) -> list[Seen]:
-        return [s for s in self.requests if s.method != "GET"]
-
     # -- serving ------------------------------------------------------------------------------------
-    def serve(self, h: _Handler) -> None:
+    def serve(self, h: Handler) -> None:
         split = urllib.parse.urlsplit(h.path)
         if h.host == "api" and self.keep_data is not None and serve_web_download(self, h, split.path):
             return None
         prefix = self.api_prefix if h.host == "api" else self.uploads_prefix
         path = split.path[len(prefix):] if split.path.startswith(prefix) else "\0"
         kind, template, params = route(h.host, h.command, path)
-        seen = Seen(h.command, path, kind, time.monotonic(), dict(urllib.parse.parse_qsl(split.query)))
-        with self._lock:
-            self.requests.append(seen)
+        seen = self.record(Seen(h.command, path, kind, time.monotonic(), dict(urllib.parse.parse_qsl(split.query))))
         c = Call(h, seen, template, params, int(h.headers.get("Content-Length") or 0))
         raw = b"" if kind == "upload" else h.rfile.read(c.length)
         refusal = self._check_headers(c) or self._validate_request(c, raw)
         if refusal is not None:
             return self._answer(c, *refusal)
         c.fault = fault = self.faults.take(kind)
-        if fault and not fault.after and fault.action not in ("drop", "corrupt"):
+        if fault and not fault.after and fault.action != "drop" and not fault.damages:
             return self._answer(c, *error_answer(fault))
         if fault and fault.action == "drop" and not fault.after and kind != "upload":
             return self._drop(c)
@@ -144,7 +121,7 @@ class GitHubStandIn:
             result = getattr(self, f"_op_{kind}")(c)
         if result is DROP or (fault and fault.after and fault.action == "drop"):
             return self._drop(c)
-        lost = fault and fault.after and fault.action != "corrupt"  # done, but the answer is an error
+        lost = fault and fault.after and not fault.damages  # done, but the answer is an error
         self._answer(c, *(error_answer(fault) if fault and lost else result))
 
     def _check_headers(self, c: Call) -> Answer | None:
@@ -191,36 +168,25 @@ class GitHubStandIn:
 
     def _answer(self, c: Call, status: int, headers: dict[str, str], body: Any) -> None:
         if c.seen.kind == "upload":  # read what the client sends before answering, as GitHub does
-            self._drain(c.h, c.length)
+            drain(c.h, c.length)
         if status >= 400 and isinstance(body, dict):
             body = {**body, "documentation_url": DOCS, "status": str(status)}
         data = b"" if status == 204 else json.dumps(body).encode()
         self._validate_response(c, status, data, headers)
-        c.seen.status = status
-        c.h.send_response(status)
         headers = {"X-GitHub-Api-Version-Selected": "2022-11-28", "x-ratelimit-limit": "5000",
                    "x-ratelimit-remaining": "4999", **headers}
         if status != 204:
             headers |= {"Content-Type": "application/json; charset=utf-8", "Content-Length": str(len(data))}
-        for key, value in headers.items():
-            c.h.send_header(key, value)
-        c.h.end_headers()
-        c.h.wfile.write(data)
+        send(c.h, c.seen, status, headers, data)
 
     def _validate_response(self, c: Call, status: int, data: bytes, headers: dict[str, str]) -> None:
         what = f"response {status} to {c.seen.method} {c.seen.path}"
         for why in response_errors(c.seen.request, c.template, status, data, headers):
             self.validation_errors.append(f"{what}: {why}")
 
-    def _drain(self, h: _Handler, length: int) -> None:
-        while length > 0 and (chunk := h.rfile.read(min(length, 1 << 20))):
-            length -= len(chunk)
-
     def _drop(self, c: Call) -> None:
-        """Cut the connection with a reset, no answer (as a proxy or a broken upstream does)."""
         c.seen.status = -1
-        c.h.close_connection = True
-        c.h.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        drop(c.h)
 
     # -- JSON the API returns -----------------------------------------------------------------------
     def user_json(self) -> dict[str, Any]:
@@ -255,14 +221,8 @@ class GitHubStandIn:
 
     def _page(self, path: str, items: list[Any], query: dict[str, str]) -> Answer:
         per_page = min(int(query.get("per_page", 30)), self.max_per_page)
-        page = int(query.get("page", 1))
-        last = max(1, -(-len(items) // per_page))
-        links = {"next": page + 1, "last": last} if page < last else {}
-        links |= {"first": 1, "prev": page - 1} if page > 1 else {}
-        url = f"{self.api_url}{path}?"
-        link = ", ".join(f'<{url}{urllib.parse.urlencode({**query, "page": n})}>; rel="{rel}"'
-                         for rel, n in links.items())
-        return 200, {"Link": link} if link else {}, items[(page - 1) * per_page: page * per_page]
+        shown, link = page_of(items, int(query.get("page", 1)), per_page, f"{self.api_url}{path}", query)
+        return 200, {"Link": link} if link else {}, shown
 
     # -- operations (called with the lock held) -----------------------------------------------------
     def _frozen(self, rel: StoredRelease) -> bool:
@@ -379,18 +339,3 @@ class GitHubStandIn:
         if self.keep_data is not None:
             self.keep_data[(rel.tag_name, name)] = b"".join(kept)
         return 201, {}, self.asset_json(rel, asset)
-
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    standin: GitHubStandIn
-    host: str
-
-    def do_GET(self) -> None:
-        self.standin.serve(self)
-
-    do_POST = do_PATCH = do_DELETE = do_PUT = do_GET
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass

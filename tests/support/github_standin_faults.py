@@ -18,10 +18,10 @@ client never heard. Actions:
 from __future__ import annotations
 
 import math
-import threading
 import time
-from dataclasses import dataclass, field
 from typing import Any
+
+from support.standin_base import Fault, Faults
 
 KINDS = {"list", "create", "get_release", "get_tag", "patch", "list_assets", "upload", "delete",
          "delete_release", "any"}
@@ -29,55 +29,8 @@ ACTIONS = {"500", "502", "429", "drop", "secondary", "primary", "401", "403", "c
 DOCS = "https://docs.github.com/rest"
 
 
-@dataclass
-class Fault:
-    kind: str
-    action: str
-    after: bool = False
-    skip: int = 0
-    times: int = 1
-    fired: int = 0
-    answers: list[dict[str, Any]] = field(default_factory=list)  # what was sent, for assertions
-
-    def __post_init__(self) -> None:
-        if self.kind not in KINDS or self.action not in ACTIONS:
-            raise ValueError(f"unknown fault {self.kind}/{self.action}")
-
-
-class Faults:
-    """A queue of faults; thread-safe because the stand-in serves requests on threads."""
-
-    def __init__(self) -> None:
-        self.queue: list[Fault] = []
-        self.all: list[Fault] = []
-        self._lock = threading.Lock()
-
-    def add(self, kind: str, action: str, *, after: bool = False, skip: int = 0, times: int = 1) -> Fault:
-        fault = Fault(kind, action, after, skip, times)
-        with self._lock:
-            self.queue.append(fault)
-            self.all.append(fault)
-        return fault
-
-    def take(self, kind: str) -> Fault | None:
-        """The fault this request meets, if any (a skipping fault lets the request through)."""
-        with self._lock:
-            for fault in self.queue:
-                if fault.kind not in (kind, "any"):
-                    continue
-                if fault.skip > 0:
-                    fault.skip -= 1
-                    return None
-                fault.fired += 1
-                if fault.fired >= fault.times:
-                    self.queue.remove(fault)
-                return fault
-        return None
-
-    @property
-    def pending(self) -> list[Fault]:
-        with self._lock:
-            return list(self.queue)
+def github_faults() -> Faults:
+    return Faults(KINDS, ACTIONS)
 
 
 def error_answer(fault: Fault) -> tuple[int, dict[str, str], dict[str, Any]]:
@@ -105,5 +58,5 @@ def error_answer(fault: Fault) -> tuple[int, dict[str, str], dict[str, Any]]:
         status, message = 403, "Resource not accessible by personal access token"
     else:
         raise ValueError(f"{fault.action} is not an answering fault")
-    fault.answers.append({"status": status, "headers": dict(headers), "sent_at": now})
+    fault.answered(status, headers, now)
     return status, headers, {"message": message, "documentation_url": DOCS, "status": str(status)}

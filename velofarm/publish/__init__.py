@@ -4,6 +4,7 @@ Runs in the master process (the publish step, in a thread) and `velofarm publish
 HTTP clients on the standard library; never Buildbot.
 
 Entry points: `select.publisher_for(spec, token)`; `directory.DirectoryPublisher`;
-`github.GitHubPublisher`; `gitea.GiteaPublisher` (Gitea and Forgejo); `links` (each asset's download URL,
+`github.GitHubPublisher`; `gitea.GiteaPublisher` (Gitea and Forgejo), both on `forge.DraftReconciler`
+(the draft and its assets, forge-neutral); `links` (each asset's download URL,
 computed before publishing); `download` (fetch a published release for `velofarm verify`).
 """

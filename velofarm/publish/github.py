@@ -10,35 +10,15 @@ from __future__ import annotations
 import re
 import time
 import urllib.parse
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from collections.abc import Callable
 
 from velofarm.errors import PublishError
-from velofarm.publish.http import ApiError, HttpClient, WriteUncertain
+from velofarm.publish.forge import DraftReconciler, PublishOutcome, Remote, check_target, make_latest, repo_path
+from velofarm.publish.http import ApiError, HttpClient
 from velofarm.release.model import Asset, Release
-from velofarm.tags.semver import parse_tag
 
-REPO_NAME = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
+__all__ = ["GitHubPublisher", "PublishOutcome"]  # PublishOutcome is forge.py's, still importable from here
 URI_TEMPLATE = re.compile(r"\{[^}]*\}$")
-T = TypeVar("T")
-Remote = dict[str, Any]
-
-
-@dataclass
-class PublishOutcome:
-    """What a publish found and did; `state` is "published" or "already-published"."""
-
-    state: str
-    location: str  # the release's html_url
-    release_id: int
-    draft: str = ""  # "created" or "reused" (empty when it was already published)
-    uploaded: list[str] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)
-    replaced: list[str] = field(default_factory=list)
-    removed: list[str] = field(default_factory=list)
-    make_latest: str = ""
-    actions: list[str] = field(default_factory=list)
 
 
 class GitHubPublisher:
@@ -49,16 +29,13 @@ class GitHubPublisher:
                  clock: Callable[[], float] = time.time, min_write_interval: float = 1.0,
                  max_retries: int = 6, write_attempts: int = 4, chunk_size: int = 1 << 20,
                  timeout: float = 60.0) -> None:
-        if not REPO_NAME.match(repo):
-            raise PublishError(f"GitHub repository {repo!r}: expected 'owner/name'")
-        if not token:
-            raise PublishError(f"no GitHub token for {repo}: set the github-token secret")
-        self.repo, self.log, self.write_attempts = repo, log, write_attempts
+        check_target("GitHub", repo, token, "github-token")
+        self.repo, self.log = repo, log
         self.http = HttpClient(api_url, token, log=log, sleep=sleep, clock=clock, scope=repo,
                                max_retries=max_retries, min_write_interval=min_write_interval,
                                chunk_size=chunk_size, timeout=timeout)
-        owner, name = repo.split("/")
-        self.base = f"/repos/{urllib.parse.quote(owner)}/{urllib.parse.quote(name)}"
+        self.draft = DraftReconciler(self.http, repo, GitHubAssets(self.http, repo, log), log, write_attempts)
+        self.base = self.draft.base
 
     def __repr__(self) -> str:
         return f"GitHubPublisher({self.repo!r}, api_url={self.http.api_url!r})"
@@ -77,20 +54,22 @@ class GitHubPublisher:
         mine = [r for r in releases if r.get("tag_name") == release.tag]
         published = [r for r in mine if not r.get("draft")]
         if published:
-            return self._already_published(published[0], release)
+            diffs = self.draft.asset_differences(published[0], release)
+            return self.draft.already_published(published[0], release, diffs, FIX_PUBLISHED)
         drafts = [r for r in mine if r.get("draft")]
         if len(drafts) > 1:
             raise PublishError(self._too_many_drafts(release.tag, drafts))
         if drafts:
-            outcome_draft, rel = "reused", self._reuse_draft(drafts[0], release)
+            outcome_draft, rel = "reused", self.draft.resume_draft(drafts[0], release, draft_changes(drafts[0], release))
         else:
             outcome_draft, rel = "created", self._create_draft(release)
         out = PublishOutcome("published", rel["html_url"], rel["id"], draft=outcome_draft)
         out.actions.append(f"{outcome_draft} draft {rel['id']}")
-        self._sync_assets(rel, release, out)
-        self._check_complete(rel, release)
+        self.draft.sync_assets(rel, release, out)
+        self.draft.check_complete(rel, release)
         out.make_latest = make_latest(release, releases)
-        final = self._publish_draft(rel, release, out.make_latest)
+        body = {"draft": False, "prerelease": release.prerelease, "make_latest": out.make_latest}
+        final = self.draft.publish_draft(rel, release, body)
         out.location = final["html_url"]
         out.actions.append(f"published (make_latest={out.make_latest})")
         self.log(f"{self.repo}: {release.tag} published at {out.location}")
@@ -99,21 +78,6 @@ class GitHubPublisher:
     # -- the release ------------------------------------------------------------------------------
     def _releases(self) -> list[Remote]:
         return list(self.http.get_pages(f"{self.base}/releases", {"per_page": 100}))
-
-    def _assets(self, rel: Remote) -> list[Remote]:
-        return list(self.http.get_pages(f"{self.base}/releases/{rel['id']}/assets", {"per_page": 100}))
-
-    def _already_published(self, rel: Remote, release: Release) -> PublishOutcome:
-        diffs = differences(self._assets(rel), release.assets)
-        if diffs:
-            raise PublishError(
-                f"{self.repo}: {release.tag} is already published (release {rel['id']}) with different "
-                f"assets: {'; '.join(diffs)}. A published release is never modified (it may be "
-                "immutable): release a new version, or delete that release on GitHub by hand")
-        self.log(f"{self.repo}: {release.tag} is already published with identical assets; nothing changed")
-        return PublishOutcome("already-published", rel["html_url"], rel["id"],
-                              skipped=[a.name for a in release.assets],
-                              actions=["nothing changed: identical release already published"])
 
     def _too_many_drafts(self, tag: str, drafts: list[Remote]) -> str:
         ids = ", ".join(str(d["id"]) for d in drafts)
@@ -125,21 +89,13 @@ class GitHubPublisher:
         if not release.commit:
             raise PublishError(f"{release.tag}: release.json names no commit; GitHub would create a missing tag "
                                "at the default branch: re-assemble the release (velofarm release-assemble)")
-        # target_commitish: when the tag is missing on GitHub, it is created at the built commit,
-        # not at the default branch's head.
-        body = {"tag_name": release.tag, "target_commitish": release.commit, "name": release.title,
-                "body": release.notes, "draft": True, "prerelease": release.prerelease}
 
-        def create() -> Remote:
-            try:
-                rel: Remote = self.http.post(f"{self.base}/releases", body)
-                return rel
-            except ApiError as exc:
-                if exc.status == 422:
-                    raise PublishError(f"{self.repo}: GitHub refused to create a release for "
-                                       f"{release.tag}: {exc}; the tag is already used by a published "
-                                       "(possibly immutable) release") from None
-                raise
+        def refused(exc: ApiError) -> Remote:
+            if exc.status == 422:
+                raise PublishError(f"{self.repo}: GitHub refused to create a release for "
+                                   f"{release.tag}: {exc}; the tag is already used by a published "
+                                   "(possibly immutable) release") from None
+            raise exc
 
         def find() -> Remote | None:  # the create may have gone through before the answer was lost
             drafts = [r for r in self._releases() if r.get("tag_name") == release.tag and r.get("draft")]
@@ -147,118 +103,51 @@ class GitHubPublisher:
                 raise PublishError(self._too_many_drafts(release.tag, drafts))
             return drafts[0] if drafts else None
 
-        rel = self._write(f"creating the draft for {release.tag}", create, find)
-        self.log(f"{self.repo}: created draft release {rel['id']} for {release.tag}")
-        return rel
+        return self.draft.create_draft(release, release.title, refused, find)
 
-    def _reuse_draft(self, rel: Remote, release: Release) -> Remote:
-        self.log(f"{self.repo}: resuming draft release {rel['id']} for {release.tag}")
-        want = {"name": release.title, "body": release.notes, "prerelease": release.prerelease}
-        change = {k: v for k, v in want.items() if rel.get(k) != v}
-        if not change:
-            return rel
-        url = f"{self.base}/releases/{rel['id']}"
 
-        def check() -> Remote | None:
-            now: Remote = self.http.get(url)
-            return now if all(now.get(k) == v for k, v in change.items()) else None
+FIX_PUBLISHED = " (it may be immutable): release a new version, or delete that release on GitHub by hand"
 
-        self.log(f"{self.repo}: updating the draft's {', '.join(sorted(change))}")
-        updated: Remote = self._write(f"updating draft {rel['id']}", lambda: self.http.patch(url, change),
-                                      check)
-        return updated
 
-    def _publish_draft(self, rel: Remote, release: Release, latest: str) -> Remote:
-        url = f"{self.base}/releases/{rel['id']}"
-        body = {"draft": False, "prerelease": release.prerelease, "make_latest": latest}
+def draft_changes(rel: Remote, release: Release) -> dict[str, object]:
+    """What a reused draft needs changed to say what the local release says."""
+    want = {"name": release.title, "body": release.notes, "prerelease": release.prerelease}
+    return {k: v for k, v in want.items() if rel.get(k) != v}
 
-        def check() -> Remote | None:
-            now: Remote = self.http.get(url)
-            return None if now.get("draft") else now
 
-        self._write(f"publishing draft {rel['id']}", lambda: self.http.patch(url, body), check)
-        final: Remote = self.http.get(url)
-        if final.get("draft"):
-            raise PublishError(f"{self.repo}: release {rel['id']} ({release.tag}) is still a draft after "
-                               "publishing; check it on GitHub and re-run")
-        return final
+class GitHubAssets:
+    """A GitHub release's assets, for the draft reconciler: GitHub reports each one's state, size and
+    sha256 digest, so nothing is downloaded back; one asset per name (a second upload answers 422)."""
 
-    # -- assets -----------------------------------------------------------------------------------
-    def _sync_assets(self, rel: Remote, release: Release, out: PublishOutcome) -> None:
-        remote = {a["name"]: a for a in self._assets(rel)}
-        wanted = {a.name for a in release.assets}
-        for name in sorted(set(remote) - wanted):
-            self.log(f"{self.repo}: removing {name} from the draft: it is not part of this release")
-            self._delete_asset(rel, remote[name])
-            out.removed.append(name)
-        for asset in release.assets:
-            old = remote.get(asset.name)
-            if old is not None and matches(old, asset):
-                self.log(f"{self.repo}: {asset.name} is already uploaded and verified; skipped")
-                out.skipped.append(asset.name)
-                continue
-            if old is not None:
-                self.log(f"{self.repo}: {asset.name} on the draft is {describe(old, asset)}; replacing it")
-                self._delete_asset(rel, old)
-                out.replaced.append(asset.name)
-            else:
-                out.uploaded.append(asset.name)
-            self._upload(rel, asset)
-        out.actions += ([f"removed {n} from the draft" for n in out.removed]
-                        + [f"uploaded {n}" for n in out.uploaded] + [f"replaced {n}" for n in out.replaced]
-                        + [f"kept {n} (already uploaded and verified)" for n in out.skipped])
+    forge, noun = "GitHub", "asset"
 
-    def _upload(self, rel: Remote, asset: Asset) -> None:
+    def __init__(self, http: HttpClient, repo: str, log: Callable[[str], None]) -> None:
+        self.http, self.repo, self.log, self.base = http, repo, log, repo_path(repo)
+
+    def list_assets(self, rel: Remote) -> list[Remote]:
+        return list(self.http.get_pages(f"{self.base}/releases/{rel['id']}/assets", {"per_page": 100}))
+
+    def upload(self, rel: Remote, asset: Asset) -> Remote:
         url = URI_TEMPLATE.sub("", rel["upload_url"]) + "?" + urllib.parse.urlencode({"name": asset.name})
-        what = f"uploading {asset.name}"
-        for attempt in range(self.write_attempts):
-            self.log(f"{self.repo}: {what} ({asset.size} bytes)")
-            try:
-                got: Remote = self.http.upload(url, asset.path, asset.content_type)
-            except WriteUncertain as exc:
-                self.http.backoff(attempt, str(exc))
-            except ApiError as exc:
-                if exc.status != 422:
-                    raise
-                self.log(f"{self.repo}: {asset.name}: the name is taken on the draft; checking it")
-            else:
-                if got.get("name") != asset.name:
-                    self._delete_asset(rel, got)
-                    raise PublishError(f"{self.repo}: GitHub renamed {asset.name} to {got.get('name')}: "
-                                       "give the file a plain name (letters, digits, . _ -)")
-                if matches(got, asset):
-                    return
-                self.log(f"{self.repo}: {asset.name} arrived {describe(got, asset)}; uploading it again")
-                self._delete_asset(rel, got)
-                continue
-            now = next((a for a in self._assets(rel) if a["name"] == asset.name), None)
-            if now is not None and matches(now, asset):
-                self.log(f"{self.repo}: {asset.name}: the upload went through after all")
-                return
-            if now is not None:
-                self.log(f"{self.repo}: {asset.name} on the draft is {describe(now, asset)}; deleting it")
-                self._delete_asset(rel, now)
-        raise PublishError(f"{self.repo}: {what} failed {self.write_attempts} times; the release stays a "
-                           "draft: re-run the publish later, it resumes where it stopped")
+        got: Remote = self.http.upload(url, asset.path, asset.content_type)
+        return got
 
-    def _delete_asset(self, rel: Remote, remote: Remote) -> None:
-        url = f"{self.base}/releases/assets/{remote['id']}"
+    def refused(self, asset: Asset, exc: ApiError) -> None:
+        if exc.status != 422:
+            raise exc
+        self.log(f"{self.repo}: {asset.name}: the name is taken on the draft; checking it")
 
-        def gone() -> bool | None:
-            return True if all(a["id"] != remote["id"] for a in self._assets(rel)) else None
+    def asset_url(self, rel: Remote, remote: Remote) -> str:
+        return f"{self.base}/releases/assets/{remote['id']}"
 
-        self._write(f"deleting asset {remote['name']}", lambda: self.http.delete_if_present(url), gone)
+    def verified(self, remote: Remote, asset: Asset) -> bool:
+        return matches(remote, asset)
 
-    def _check_complete(self, rel: Remote, release: Release) -> None:
-        """Re-read the draft: publishing an incomplete release cannot be undone."""
-        diffs = differences(self._assets(rel), release.assets)
-        if diffs:
-            raise PublishError(f"{self.repo}: draft {rel['id']} for {release.tag} is not complete "
-                               f"({'; '.join(diffs)}); not published: re-run the publish")
+    def describe(self, remote: Remote, asset: Asset) -> str:
+        return describe(remote, asset)
 
-    def _write(self, what: str, do: Callable[[], T], check: Callable[[], T | None]) -> T:
-        """Run a write; when its outcome is uncertain, re-check the state before trying again."""
-        return self.http.write_checked(what, do, check, self.write_attempts)
+    def forget(self, remote: Remote) -> None:
+        pass  # nothing is cached: GitHub reports the digest in every listing
 
 
 def matches(remote: Remote, asset: Asset) -> bool:
@@ -280,32 +169,3 @@ def describe(remote: Remote, asset: Asset) -> str:
         why.append(f"digest {digest}, not sha256:{asset.sha256}")
     return ", ".join(why) or "identical"
 
-
-def differences(remote: Iterable[Remote], local: Iterable[Asset]) -> list[str]:
-    """Every asset that is missing, different or extra on GitHub, one phrase each."""
-    by_name = {a["name"]: a for a in remote}
-    diffs = []
-    for asset in local:
-        got = by_name.pop(asset.name, None)
-        if got is None:
-            diffs.append(f"{asset.name}: missing on GitHub")
-        elif not matches(got, asset):
-            diffs.append(f"{asset.name}: {describe(got, asset)}")
-    diffs += [f"{name}: on GitHub but not in the local release" for name in sorted(by_name)]
-    return diffs
-
-
-def make_latest(release: Release, releases: Iterable[Remote]) -> str:
-    """"true" only for a final release newer than every published final `v`+semver release."""
-    ours = parse_tag(release.tag)
-    if release.prerelease or ours is None or ours.prerelease:
-        return "false"
-    keys = []
-    for rel in releases:
-        if rel.get("draft") or rel.get("prerelease") or rel.get("tag_name") == release.tag:
-            continue
-        version = parse_tag(str(rel.get("tag_name")))
-        if version is not None and not version.prerelease:
-            keys.append(version.sort_key())
-    mine = ours.sort_key()
-    return "true" if all(mine > k for k in keys) else "false"
