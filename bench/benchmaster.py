@@ -25,9 +25,9 @@ from twisted.internet import defer, threads
 from bench.events import EventRecorder
 from velofarm.artifacts.store import BuildIdentity, commit_incoming
 from velofarm.buildmaster.steps import ReleaseTrigger
+from velofarm.buildmaster.toolsteps import SendTools
 from velofarm.buildmaster.uploads import UploadArtifact, UploadReceiver
 from velofarm.errors import VelofarmError
-from velofarm.worker_tools import transfer
 
 MASTER_CFG = '''from bench.benchmaster import config
 BuildmasterConfig = config(basedir)  # noqa: F821 (Buildbot provides basedir)
@@ -82,8 +82,7 @@ class CommitArtifacts(BuildStep):
 
 def _velofarm_upload(p: dict[str, Any], link: str) -> util.BuildFactory:
     f = util.BuildFactory()
-    f.addStep(steps.FileDownload(mastersrc=transfer.__file__, workerdest="../tools/transfer.py",
-                                 name="send transfer"))
+    f.addStep(SendTools({"format": 1}, workerdest="../tools/velofarm-tools.pyz", name="send tools"))
     f.addStep(Stamp("t0"))
     f.addStep(UploadArtifact(name="store artifact", artifacts_root=p["artifacts"], platform=f"bench-{link}",
                              archive=util.Property("archive"), source_dir=p["data"], python=sys.executable,

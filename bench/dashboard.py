@@ -21,7 +21,7 @@ from velofarm.spec.farm import parse_spec
 TAGS, LOADS = 500, 20
 BUILDERS = {"release": 1, "build-linux-x86_64": 2, "build-windows-x86_64-gnu": 3}
 PLATFORMS = {"build-linux-x86_64": "linux-x86_64", "build-windows-x86_64-gnu": "windows-x86_64-gnu"}
-FAILED = StepNote(7, "toolchain check", "missing linker x86_64-w64-mingw32-gcc (failure)", 2, True, log="stdio")
+FAILED = StepNote(3, "preflight", "missing linker x86_64-w64-mingw32-gcc (failure)", 2, True, log="stdio")
 
 
 def _records() -> list[BuildRecord]:

@@ -3,7 +3,7 @@
 Two local farms on velofarm's own config (bench.farms), linux-x86_64 and windows-x86_64-gnu, two
 real workers per platform: one with `[release] reproduce = 1`, one with `reproduce = 2`. Each
 repetition bumps the example's version, tags it, and releases it on both farms, one after the
-other. Baseline for the tag-to-release overhead: the same cargo command (preflight.build_argv +
+other. Baseline for the tag-to-release overhead: the same cargo command (spec.job.build_argv +
 build_env) run directly on a clone of the tag, both platforms at once as the farm runs them, cold
 (the example has no dependencies, so a new version compiles everything in the farm too), right
 before and right after the reproduce = 1 release; their mean is that repetition's baseline.
@@ -26,7 +26,7 @@ from bench.stats import repeat
 from velofarm.artifacts.store import build_dir
 from velofarm.cli.localfarm import LocalFarm, git
 from velofarm.spec.farm import load_spec
-from velofarm.spec.job import archive_name
+from velofarm.spec.job import archive_name, build_argv
 from velofarm.worker_tools import preflight
 
 PLATFORMS = ["linux-x86_64", "windows-x86_64-gnu"]
@@ -46,7 +46,7 @@ def direct_builds(farm: LocalFarm, root: Path, tag: str) -> dict[str, float]:
         env = {**os.environ, **preflight.build_env(platform, work / "src", epoch),
                "CARGO_TARGET_DIR": str(work / "target"), "CARGO_TERM_COLOR": "never"}
         start = time.monotonic()
-        subprocess.run(preflight.build_argv(platform), cwd=work / "src", env=env, check=True,
+        subprocess.run(build_argv(platform), cwd=work / "src", env=env, check=True,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         times[name] = time.monotonic() - start
         shutil.rmtree(work.parent, ignore_errors=True)

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import pytest
+from support.containers import containers_of, docker, volumes_of
 
 from velofarm.cli.localfarm import LocalFarm, write_farm
 
@@ -56,6 +59,26 @@ def need_docker() -> None:
         pytest.skip(message)
 
 
+@contextmanager
+def small_disk(path: Path, size: str) -> Iterator[Path]:
+    """A real tmpfs of `size` mounted at `path` (writes past it fail with ENOSPC), unmounted afterwards
+    whatever happens. Mounting needs root (skip by hand without it; fail in CI, which runs as root)."""
+    path.mkdir(parents=True, exist_ok=True)
+    out = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", str(path)],
+                         capture_output=True, text=True, check=False, timeout=30)
+    if out.returncode != 0:
+        message = f"cannot mount a {size} tmpfs at {path} ({out.stderr.strip()}): run the test as root"
+        if IN_CI:
+            pytest.fail(f"{message} (CI=true: the CI machine runs tests as root)")
+        pytest.skip(message)
+    try:
+        yield path
+    finally:
+        if subprocess.run(["umount", str(path)], capture_output=True, check=False, timeout=30).returncode:
+            subprocess.run(["umount", "--lazy", str(path)], check=True, timeout=30)  # a process still in it
+        assert str(path) not in Path("/proc/mounts").read_text(), f"{path} is still mounted"
+
+
 @pytest.fixture(autouse=True)
 def _keep_umask() -> Iterator[None]:
     """A test that loads a master's config in this process gets the master's umask 077
@@ -83,6 +106,29 @@ def make_farm(tmp_path: Path) -> Iterator[Callable[..., LocalFarm]]:
         log = farm.master_dir / "twistd.log"
         if log.exists() and os.environ.get("VELOFARM_KEEP_LOGS"):
             shutil.copy(log, REPO / "test-artifacts" / f"{farm.root.name}-twistd.log")
+
+
+@pytest.fixture
+def docker_farm(tmp_path: Path) -> Iterator[Callable[..., LocalFarm]]:
+    """Farms whose workers are Docker latent workers; afterwards no container or volume of theirs is left."""
+    farms: list[LocalFarm] = []
+
+    def make(image: str, platforms: list[str], name: str = "farm", **kwargs: Any) -> LocalFarm:
+        farm = write_farm(tmp_path / name, FARM_TOML, platforms, docker_image=image, **kwargs)
+        farms.append(farm)
+        farm.init_repo()
+        farm.start_all()
+        return farm
+
+    yield make
+    for farm in farms:
+        farm.stop_all()
+        left = containers_of(farm)
+        for name in left:
+            docker("rm", "--force", "--volumes", name)
+        for volume in volumes_of(farm):
+            docker("volume", "rm", "--force", volume)
+        assert not left, f"containers left behind after the master stopped: {left}"
 
 
 @pytest.fixture(scope="session")

@@ -24,8 +24,8 @@ def farm_spec(tmp_path: Path) -> Any:
 
 
 STEPS = [StepNote(1, "checkout tag", "update", 0, True),
-         StepNote(2, "send job", "downloaded", 0, True, hidden=True),
-         StepNote(3, "toolchain check", "missing linker /nonexistent/gcc (fix: apt-get install gcc) (failure)", 2,
+         StepNote(2, "send tools", "sent 5 tools and the job (31 KiB)", 0, True, hidden=True),
+         StepNote(3, "preflight", "missing linker /nonexistent/gcc (fix: apt-get install gcc) (failure)", 2,
                   True, log="stdio"),
          StepNote(4, "clean staging", "removed", 2, True)]
 
@@ -57,13 +57,13 @@ def test_the_filter_matches_part_of_a_tag() -> None:
 
 def test_a_failed_platform_links_its_failing_steps_log(farm_spec: Any, tmp_path: Path) -> None:
     builds = release("v1.0.0", 1, results=2)
-    builds[2] = replace(builds[2], step=STEPS[2])  # windows failed at its toolchain check
+    builds[2] = replace(builds[2], step=STEPS[2])  # windows failed at its preflight (the toolchain)
     builds[1] = replace(builds[1], results=0)
     html = page(farm_spec, tmp_path, Fetch(builds))
     cell = re.search(r'<td class="cell failure" data-platform="windows-x86_64-gnu".*?</td>', html, re.S)
     assert cell is not None
     assert 'href="../../../#/builders/3/builds/1/steps/3/logs/stdio"' in cell.group(0)
-    assert "failed at toolchain check" in cell.group(0) and "missing linker /nonexistent/gcc" in cell.group(0)
+    assert "failed at preflight" in cell.group(0) and "missing linker /nonexistent/gcc" in cell.group(0)
     assert 'data-platform="linux-x86_64" data-state="success"' in html
 
 

@@ -107,7 +107,8 @@ def test_failure_mid_copy_leaves_nothing(tmp_path: Path, release: Release, monke
         return real_copy2(src, dst, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(shutil, "copy2", copy_then_fail)
-    with pytest.raises(PermissionError):
+    with pytest.raises(PublishError, match=r"was not published: Permission denied: .*; make .*releases "
+                                           r"writable for the master"):
         DirectoryPublisher(root).publish(release)
     monkeypatch.undo()
     assert len(copied) == 1

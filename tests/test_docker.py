@@ -7,10 +7,11 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import pytest
 from conftest import FARM_TOML, need_docker
+from support.containers import container_prefix, containers_of, docker, volumes_of
 from support.farmtools import step_log, steps, wait_release_of
 
 from velofarm.cli.localfarm import LocalFarm, write_farm
@@ -19,51 +20,6 @@ from velofarm.images.engine import image_id
 pytestmark = [pytest.mark.integration, pytest.mark.docker]
 EXCEPTION, RETRY = 4, 5  # buildbot.process.results; RETRY means "queue it again"
 CONTAINER_PLATFORMS = ["linux-x86_64", "linux-arm64", "windows-x86_64-gnu"]
-
-
-def docker(*args: str) -> str:
-    return subprocess.run(["docker", *args], capture_output=True, text=True, check=False, timeout=120).stdout
-
-
-def container_prefix(worker: str) -> str:
-    # Buildbot names a worker's container buildbot-<worker>-<master hash>, with '_' made '-'.
-    return f"buildbot-{worker}-".replace("_", "-")
-
-
-def containers_of(farm: LocalFarm) -> list[str]:
-    """Every container (running or not) of this farm's Docker workers."""
-    names = []
-    for worker in farm.docker_workers:
-        names += docker("ps", "-a", "--filter", f"name={container_prefix(worker)}", "--format", "{{.Names}}").split()
-    return names
-
-
-def volumes_of(farm: LocalFarm) -> list[str]:
-    return [v for v in docker("volume", "ls", "--format", "{{.Name}}").split()
-            if any(v.startswith(f"velofarm-{w}-") for w in farm.docker_workers)]
-
-
-@pytest.fixture
-def docker_farm(tmp_path: Path) -> Iterator[Callable[..., LocalFarm]]:
-    """Farms whose workers are Docker latent workers; afterwards no container or volume of theirs is left."""
-    farms: list[LocalFarm] = []
-
-    def make(image: str, platforms: list[str], name: str = "farm", **kwargs: Any) -> LocalFarm:
-        farm = write_farm(tmp_path / name, FARM_TOML, platforms, docker_image=image, **kwargs)
-        farms.append(farm)
-        farm.init_repo()
-        farm.start_all()
-        return farm
-
-    yield make
-    for farm in farms:
-        farm.stop_all()
-        left = containers_of(farm)
-        for name in left:
-            docker("rm", "--force", "--volumes", name)
-        for volume in volumes_of(farm):
-            docker("volume", "rm", "--force", volume)
-        assert not left, f"containers left behind after the master stopped: {left}"
 
 
 def platform_build(farm: LocalFarm, platform: str) -> dict[str, Any]:

@@ -30,6 +30,13 @@ def test_a_unix_socket_worker_is_read_with_its_image(tmp_path: Path) -> None:
     assert spec.workers["linux-1"].docker is None
 
 
+def test_a_worker_may_name_a_user_defined_network(tmp_path: Path) -> None:
+    spec = spec_with(tmp_path, docker_host="unix:///var/run/docker.sock", image=IMAGE, network="velofarm-builds",
+                     master_host="10.213.7.1")
+    docker = spec.workers["linux-docker-2"].docker
+    assert docker is not None and (docker.network, docker.master_host) == ("velofarm-builds", "10.213.7.1")
+
+
 @pytest.mark.parametrize("fields, message", [
     ({"docker_host": "unix:///var/run/docker.sock", "image": IMAGE, "docker_sock": "x"},
      r"workers.linux-docker-2: unknown field 'docker_sock'"),
@@ -48,7 +55,9 @@ def test_a_unix_socket_worker_is_read_with_its_image(tmp_path: Path) -> None:
      r"workers.linux-docker-2.image: '\$\(id\)' is not a Docker image reference"),
     ({"image": IMAGE}, r"workers.linux-docker-2.image: only for Docker workers; add docker_host"),
     ({"docker_host": "unix:///var/run/docker.sock", "image": IMAGE, "network": "none"},
-     r"workers.linux-docker-2.network: 'none' is not one of bridge, host"),
+     r"workers.linux-docker-2.network: 'none' is not one of bridge, host or the name of a Docker network"),
+    ({"docker_host": "unix:///var/run/docker.sock", "image": IMAGE, "network": "builds; rm -rf /"},
+     r"workers.linux-docker-2.network: 'builds; rm -rf /' is not one of bridge, host or the name"),
 ])
 def test_bad_docker_fields_are_refused_naming_the_field(tmp_path: Path, fields: dict[str, Any], message: str) -> None:
     with pytest.raises(SpecError, match=message):

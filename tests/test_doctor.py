@@ -129,8 +129,9 @@ def test_a_build_on_a_worker_without_the_toolchain_fails_with_the_doctors_messag
     build = farm.builds("build-linux-x86_64")[-1]
     steps = farm.api(f"builds/{build['buildid']}/steps")["steps"]
     failed = [s["name"] for s in steps if s["results"] not in (0, None)]
-    assert failed == ["toolchain check"], failed
-    step = next(s for s in steps if s["name"] == "toolchain check")
+    assert failed == ["preflight"], failed
+    step = next(s for s in steps if s["name"] == "preflight")
+    assert step["state_string"].startswith(f"missing linker {MISSING_LINKER} (fix: {FIX})")
     log = ""
     for entry in farm.api(f"steps/{step['stepid']}/logs")["logs"]:
         log += "".join(c["content"] for c in farm.api(f"logs/{entry['logid']}/contents")["logchunks"])

@@ -7,6 +7,7 @@ import json
 import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 from types import ModuleType
 
@@ -15,7 +16,9 @@ from support.layout_rules import LEAVES, MAX_LINES, ROOMS, layout_problems, modu
 
 from velofarm.spec.farm import load_spec
 from velofarm.spec.job import build_job
+from velofarm.spec.toolbundle import BUNDLE_NAME, JOB_MEMBER, bundled_files, tools_bundle, write_bundle
 from velofarm.worker_tools import gates, preflight, stage
+from velofarm.worker_tools.__main__ import TOOLS as BUNDLE_TOOLS
 
 REPO = Path(__file__).resolve().parent.parent
 WORKER_TOOLS = sorted(p for p in (REPO / "velofarm" / "worker_tools").glob("*.py") if p.name != "__init__.py")
@@ -118,3 +121,33 @@ def test_the_job_readers_agree_with_the_job_the_master_writes(tmp_path: Path, to
     path.write_text(json.dumps({**job, "format": job["format"] + 1}))
     with pytest.raises(JOB_READERS[tool], match=f"is not job format {job['format']}; the master and this"):
         tool.load_job(path)
+    # the tools bundle carries the job: given the bundle, every reader finds the same job in it
+    assert tool.JOB_MEMBER == JOB_MEMBER
+    assert tool.load_job(write_bundle(job, tmp_path / "bundle")) == job
+    zipfile.ZipFile(tmp_path / "empty.zip", "w").close()  # a zip without a job.json
+    with pytest.raises(JOB_READERS[tool], match="empty.zip cannot be read .*There is no item named 'job.json'"):
+        tool.load_job(tmp_path / "empty.zip")
+
+
+def test_the_bundle_runs_every_tool_alone_and_holds_the_job(tmp_path: Path) -> None:
+    # One zip per build (velofarm/spec/toolbundle.py): each tool runs from it, with no velofarm installed.
+    spec = load_spec(REPO / "farm.toml")
+    job = build_job(spec, next(iter(spec.platforms.values())))
+    bundle = write_bundle(job, tmp_path)
+    assert bundle.name == BUNDLE_NAME and bundle.read_bytes() == tools_bundle(job)  # the same bytes each time
+    assert sorted(bundled_files()) == sorted([p.name for p in WORKER_TOOLS] + [JOB_MEMBER])
+    assert sorted(BUNDLE_TOOLS) == sorted(p.stem for p in WORKER_TOOLS if p.name != "__main__.py")
+    for tool in BUNDLE_TOOLS:
+        result = subprocess.run([sys.executable, "-I", "-S", str(bundle), tool, "--help"], capture_output=True,
+                                text=True, cwd=tmp_path, check=False, timeout=60)
+        assert result.returncode == 0 and result.stdout.startswith(f"usage: {tool}.py"), (tool, result.stderr)
+    (tmp_path / "bin").mkdir()
+    result = subprocess.run([sys.executable, "-I", "-S", str(bundle), "gates", "size", str(bundle), "--tag", "v1.0.0",
+                             "--bin-dir", str(tmp_path / "bin")], capture_output=True, text=True, cwd=tmp_path,
+                            check=False, timeout=60)
+    # the job came out of the bundle: the error names its first binary and platform
+    first = job["binaries"][0]["name"]
+    assert result.returncode == 1 and f"platform {job['platform']['name']}: binary {first}" in result.stderr
+    result = subprocess.run([sys.executable, "-I", "-S", str(bundle), "nosuchtool"], capture_output=True, text=True,
+                            cwd=tmp_path, check=False, timeout=60)
+    assert result.returncode == 2 and "TOOL is one of preflight, gates, stage, pack, transfer" in result.stderr

@@ -105,6 +105,19 @@ def test_stage_is_rerunnable_and_drops_stale_files(tree: Path) -> None:
     assert sorted(p.name for p in (tree / "out").iterdir()) == [STAGE]
 
 
+def test_stage_clean_empties_the_out_folder_but_never_the_sources(tree: Path) -> None:
+    (tree / "out").mkdir()
+    (tree / "out" / "velostream-v0.0.9-x86_64-unknown-linux-gnu.tar.gz").write_text("an earlier build's archive")
+    (tree / "out" / "old-stage").mkdir()
+    name = f"velostream-{TAG}-x86_64-unknown-linux-gnu"
+    folder = stage.stage(make_job(), TAG, tree / "src", tree / "bin", tree / "out", name, clean=True)
+    assert sorted(p.name for p in (tree / "out").iterdir()) == [folder.name]
+    for out in (tree / "src", tree, tree / "bin"):  # the source tree, a folder holding it, the binaries
+        with pytest.raises(stage.StageError, match="--clean would empty .*; stage into a folder of its own"):
+            stage.stage(make_job(), TAG, tree / "src", tree / "bin", out, name, clean=True)
+    assert (tree / "src" / "README.md").is_file() and (tree / "bin" / BINARIES[0]).is_file()
+
+
 def assert_fails(tree: Path, *needles: str, job: dict[str, Any] | None = None) -> None:
     with pytest.raises(stage.StageError) as info:
         staged(tree, job)

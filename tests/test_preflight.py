@@ -1,4 +1,4 @@
-"""Preflight checks before the build: version vs tag, toolchain, build command and environment."""
+"""Preflight checks before the build: version vs tag, toolchain, commit time, build command and environment."""
 
 from __future__ import annotations
 
@@ -8,10 +8,12 @@ import re
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 from support.worker_jobs import make_job, write_job
 
+from velofarm.spec.job import build_argv
 from velofarm.worker_tools import preflight
 
 TAG = "v0.1.0"
@@ -61,7 +63,7 @@ def test_version_mismatch_message(tmp_path: Path, reader: str, monkeypatch: pyte
                                   capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "Cargo.toml").write_text(CARGO_TOML.format(version="0.1.0"))
     monkeypatch.chdir(tmp_path)
-    code, _, err = run(capsys, "version", write_job(tmp_path / "job.json", make_job()), "--tag", "v0.2.0")
+    code, _, err = run(capsys, "check", write_job(tmp_path / "job.json", make_job()), "--tag", "v0.2.0")
     assert code == 1
     assert err == ("error: tag v0.2.0 expects version 0.2.0 but Cargo.toml has version 0.1.0 "
                    "(platform linux-x86_64); bump Cargo.toml or tag the right commit\n")
@@ -152,14 +154,14 @@ def test_toolchain_cross_needs_cross_and_an_engine(monkeypatch: pytest.MonkeyPat
 
 def test_build_argv_golden() -> None:
     cargo = make_job(cargo="/usr/bin/cargo", target="x86_64-pc-windows-gnu")["platform"]
-    assert preflight.build_argv(cargo) == [
+    assert build_argv(cargo) == [
         "/usr/bin/cargo", "build", "--release", "--locked", "--no-default-features",
         "--target", "x86_64-pc-windows-gnu"]
     cross = make_job(method="cross", target="aarch64-unknown-linux-musl")["platform"]
-    assert preflight.build_argv(cross) == [
+    assert build_argv(cross) == [
         "cross", "build", "--release", "--locked", "--no-default-features",
         "--target", "aarch64-unknown-linux-musl"]
-    assert preflight.build_argv(cross, "rust/Cargo.toml")[-2:] == ["--manifest-path", "rust/Cargo.toml"]
+    assert build_argv(cross, "rust/Cargo.toml")[-2:] == ["--manifest-path", "rust/Cargo.toml"]
 
 
 def test_build_env_remaps_paths_and_sets_epoch() -> None:
@@ -182,8 +184,57 @@ def test_build_env_windows_paths_and_spaces() -> None:
         preflight.build_env(make_job()["platform"], "relative/src", 1, cargo_home="/c")
 
 
-def test_cli_build_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run(capsys, "build-command", write_job(tmp_path / "job.json", make_job()), "--tag", TAG)
-    assert code == 0
-    assert json.loads(out) == ["cargo", "build", "--release", "--locked", "--no-default-features",
-                               "--target", "x86_64-unknown-linux-gnu"]
+def fake_toolchain(tmp_path: Path) -> dict[str, Any]:
+    """A job whose cargo is sh and whose rustc is a script naming a sysroot with the target's library."""
+    sysroot = tmp_path / "sysroot"
+    (sysroot / "lib" / "rustlib" / "x86_64-unknown-linux-gnu" / "lib").mkdir(parents=True)
+    rustc = tmp_path / "rust" / "rustc"
+    rustc.parent.mkdir()
+    rustc.write_text(f'#!/bin/sh\n[ "$1" = -vV ] && echo "rustc 1.63.0 (Debian)" && echo "host: x" && exit 0\n'
+                     f"echo {sysroot}\n")
+    rustc.chmod(0o755)
+    return make_job(cargo="sh", env={"RUSTC": str(rustc)})
+
+
+def git_source(path: Path, version: str, epoch: int) -> Path:
+    """A real git checkout whose one commit was made at `epoch`."""
+    path.mkdir()
+    (path / "Cargo.toml").write_text(CARGO_TOML.format(version=version))
+    env = {**os.environ, "GIT_AUTHOR_DATE": f"@{epoch} +0000", "GIT_COMMITTER_DATE": f"@{epoch} +0000"}
+    for argv in (["init", "-q"], ["add", "Cargo.toml"],
+                 ["-c", "user.name=t", "-c", "user.email=t@example.org", "commit", "-qm", "release"]):
+        subprocess.run(["git", *argv], cwd=path, env=env, check=True, capture_output=True)
+    return path
+
+
+@posix_only
+def test_check_runs_every_preflight_check_in_one_call(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    job = fake_toolchain(tmp_path)
+    source = git_source(tmp_path / "src", "0.1.0", 1700000000)
+    monkeypatch.chdir(source)
+    code, out, err = run(capsys, "check", write_job(tmp_path / "job.json", job), "--tag", TAG)
+    assert (code, err) == (0, "")
+    sections = [line for line in out.splitlines() if line.startswith("== ")]
+    assert sections == ["== version", "== toolchain", "== commit time", "== build environment"]
+    assert "ok: tag v0.1.0 matches Cargo.toml version 0.1.0" in out and "rustc -vV: rustc 1.63.0 (Debian)" in out
+    assert "SOURCE_DATE_EPOCH 1700000000 (2023-11-14T22:13:20Z)" in out
+    props = json.loads(next(line for line in out.splitlines() if line.startswith("properties: "))[12:])
+    assert props == {"source_date_epoch": 1700000000,
+                     "build_env": preflight.build_env(job["platform"], source, 1700000000)}
+    assert out.splitlines()[-1] == ("summary: version 0.1.0 = tag v0.1.0; toolchain ok (rustc 1.63.0); "
+                                    "commit time 2023-11-14T22:13:20Z; build env (3 variables)")
+
+
+@posix_only
+def test_check_stops_at_the_first_failed_check_and_says_which(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    job = fake_toolchain(tmp_path)
+    source = tmp_path / "not-a-checkout"
+    source.mkdir()
+    (source / "Cargo.toml").write_text(CARGO_TOML.format(version="0.1.0"))
+    monkeypatch.chdir(source)
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path))  # no enclosing repository counts
+    code, out, err = run(capsys, "check", write_job(tmp_path / "job.json", job), "--tag", TAG)
+    assert code == 1 and "toolchain ok" not in out and "properties: " not in out and "summary: " not in out
+    assert err.startswith(f"error: tag {TAG}: {source} has no readable commit time (")

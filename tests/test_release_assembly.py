@@ -321,7 +321,8 @@ def test_failure_while_writing_leaves_nothing(spec: Spec, store: dict[str, Path]
     def fail(*_args: object) -> None:
         raise OSError(28, "No space left on device")
     monkeypatch.setattr(os, "replace", fail)
-    with pytest.raises(OSError):
+    with pytest.raises(ReleaseError, match=r"cannot write the release folder .*: the disk is full \(No space left "
+                                           r"on device\); free space on the disk that holds"):
         assemble(spec, tmp_path, staging)
     monkeypatch.undo()
     assert list(staging.iterdir()) == []

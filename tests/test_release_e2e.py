@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import datetime
 import hashlib
 import json
 import subprocess
@@ -29,12 +30,17 @@ from support.farmtools import (
 )
 
 from velofarm.cli.localfarm import LocalFarm, free_port, git, write_farm
+from velofarm.spec.farm import load_spec
 from velofarm.tags.webhook import signature_of
 
 pytestmark = pytest.mark.integration
 TARGETS = {"linux-x86_64": "x86_64-unknown-linux-gnu", "windows-x86_64-gnu": "x86_64-pc-windows-gnu",
            "linux-arm64": "aarch64-unknown-linux-gnu"}
 WEBHOOK_SECRET = "It's a Secret to Everybody"
+# What a platform build is, step by step, as the REST API lists it: Buildbot's own worker_preparation,
+# then factories.py's nine (it was twenty-one in all before issue 15).
+PHASES = ["worker_preparation", "checkout tag", "send tools", "preflight", "cargo build", "smoke test", "size gate", "stage", "archive",
+          "store artifact"]
 
 
 @pytest.fixture(scope="module")
@@ -185,9 +191,7 @@ def test_each_platform_build_shows_its_steps_and_smoke_output(farm: LocalFarm, v
         build = farm.api(f"builders/build-{platform}/builds?order=-number&limit=1&property=got_revision")["builds"][0]
         assert build["properties"]["got_revision"][0] == tag_commit  # every platform built the resolved commit
         names = [s["name"] for s in steps(farm, build["buildid"])]
-        for wanted in ("checkout tag", "version check", "toolchain check", "cargo build", "smoke test",
-                       "size gate", "stage", "archive", "checksum", "store artifact"):
-            assert wanted in names, (platform, wanted, names)
+        assert names == PHASES, (platform, names)
         smoke = step_log(farm, build["buildid"], "smoke test")
         assert "velo-sql 0.1.0" in smoke and "velo-cli 0.1.0" in smoke
         assert "velo-schema-generator" in smoke  # listed as not run
@@ -195,6 +199,39 @@ def test_each_platform_build_shows_its_steps_and_smoke_output(farm: LocalFarm, v
         assert json.loads((stored / "build.json").read_text())["commit"] == tag_commit  # bound to its build
         assert [p.name for p in stored.iterdir() if p.name.startswith("velostream-v0.1.0-")]
     assert not [p for p in (farm.master_dir / "artifacts" / "v0.1.0").iterdir() if p.name.startswith(".")]
+
+
+def test_a_platform_build_is_ten_steps_and_each_summary_names_its_outcome(farm: LocalFarm,
+                                                                         v010: dict[str, Any]) -> None:
+    epoch = int(git("log", "-1", "--format=%ct", "v0.1.0^{commit}", cwd=farm.src))
+    project = load_spec(farm.spec_path).project
+    count, ran = len(project.binaries), sum(1 for b in project.binaries if b.smoke)
+    for platform, target in TARGETS.items():
+        build = farm.api(f"builders/build-{platform}/builds?order=-number&limit=1&property=source_date_epoch"
+                         "&property=build_env")["builds"][0]
+        found = steps(farm, build["buildid"])
+        assert [s["name"] for s in found] == PHASES and len(found) == 10, (platform, len(found))
+        assert all(s["results"] == 0 for s in found), [(s["name"], s["state_string"]) for s in found]
+        summary = {s["name"]: s["state_string"] for s in found}
+        assert summary["send tools"].startswith("sent 5 tools and the job (")
+        assert summary["preflight"].startswith("version 0.1.0 = tag v0.1.0; toolchain ok (rustc ")
+        assert f"; commit time {datetime.datetime.fromtimestamp(epoch, datetime.timezone.utc):%Y-%m-%dT%H:%M:%SZ}; " \
+               "build env (" in summary["preflight"]
+        assert summary["cargo build"] == f"built {target} (cargo, release)"
+        assert summary["smoke test"].startswith(f"smoke: {ran} binaries print 0.1.0, {count - ran} not run")
+        assert summary["size gate"].startswith(f"{count} binaries, largest ")
+        assert summary["stage"].startswith(f"staged {count} binaries and {len(project.ship)} ship entries (")
+        assert summary["archive"].startswith(f"velostream-v0.1.0-{target}.")
+        stored = farm.master_dir / "artifacts" / "v0.1.0" / platform / "builds" / str(build["buildid"])
+        digest = next(stored.glob("*.sha256")).read_text().split()[0]
+        assert summary["store artifact"].startswith("stored (") and f"sha256 {digest[:8]}… checked" in summary["store artifact"]
+        # the one preflight call set what the old tag-time and build-environment steps set
+        assert build["properties"]["source_date_epoch"][0] == epoch
+        assert build["properties"]["build_env"][0]["SOURCE_DATE_EPOCH"] == str(epoch)
+        log = step_log(farm, build["buildid"], "preflight")
+        # the REST API's log lines start with their stream: "o" for stdout
+        assert [line[1:] for line in log.splitlines() if line.startswith("o== ")] == [
+            "== version", "== toolchain", "== commit time", "== build environment"]
 
 
 def test_tags_that_are_not_releases_start_nothing(farm: LocalFarm, v010: dict[str, Any]) -> None:
@@ -226,7 +263,7 @@ def test_prerelease_tag_is_marked_prerelease(farm: LocalFarm, v010: dict[str, An
 
 
 def test_a_failing_platform_fails_the_release_and_publishes_nothing(farm: LocalFarm, v010: dict[str, Any]) -> None:
-    farm.push_tag("v0.3.0")  # Cargo.toml still says 0.2.0-rc.1 (or 0.1.0): the version check fails
+    farm.push_tag("v0.3.0")  # Cargo.toml still says 0.2.0-rc.1 (or 0.1.0): the preflight's version check fails
     build = wait_release_of(farm, "v0.3.0")
     assert build["results"] == 2  # FAILURE
     assert "platform failed" in build["state_string"]
@@ -235,8 +272,11 @@ def test_a_failing_platform_fails_the_release_and_publishes_nothing(farm: LocalF
     assert "build-linux-x86_64 #" in failed_log and "/#/builders/" in failed_log
     assert not (farm.root / "releases" / "v0.3.0").exists()
     platform = farm.api("builders/build-linux-x86_64/builds?order=-number&limit=1")["builds"][0]
-    version_log = step_log(farm, platform["buildid"], "version check")
+    version_log = step_log(farm, platform["buildid"], "preflight")
     assert "v0.3.0" in version_log and "0.3.0" in version_log and "linux-x86_64" in version_log
+    preflight = next(s for s in steps(farm, platform["buildid"]) if s["name"] == "preflight")
+    assert preflight["state_string"].startswith("tag v0.3.0 expects version 0.3.0 but Cargo.toml has version ")
+    assert "== toolchain" not in version_log  # it stopped at the failed check
 
 
 def _deliver(farm: LocalFarm, event: str, payload: dict[str, Any], signature: str | None) -> int:

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from support.worker_jobs import make_job, write_job
 from test_gates import SMOKE_JOB_BINARIES, fake_binary
-from test_preflight import CARGO_TOML
+from test_preflight import fake_toolchain, git_source
 
-from velofarm.buildmaster.toolsteps import failure_cause, summary_from_output
+from velofarm.buildmaster.toolsteps import failure_cause, properties_from_output, summary_from_output
 from velofarm.worker_tools import gates, pack, preflight, stage
 
 TAG = "v0.1.0"
@@ -27,19 +27,21 @@ def summary_of(capsys: pytest.CaptureFixture[str], main: object, *argv: str) -> 
     return code, summary_from_output(out, err)
 
 
-def test_version_summary_names_both_sides(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                          monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "Cargo.toml").write_text(CARGO_TOML.format(version="0.1.0"))
-    job = write_job(tmp_path / "job.json", make_job())
-    assert summary_of(capsys, preflight.main, "version", job, "--tag", TAG) == (0, "version 0.1.0 = tag v0.1.0")
-    code, summary = summary_of(capsys, preflight.main, "version", job, "--tag", "v0.2.0")
+@posix_only
+def test_preflight_summary_names_each_check(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    job = write_job(tmp_path / "job.json", fake_toolchain(tmp_path))
+    monkeypatch.chdir(git_source(tmp_path / "src", "0.1.0", 1700000000))
+    assert summary_of(capsys, preflight.main, "check", job, "--tag", TAG) == (
+        0, "version 0.1.0 = tag v0.1.0; toolchain ok (rustc 1.63.0); commit time 2023-11-14T22:13:20Z; "
+           "build env (3 variables)")
+    code, summary = summary_of(capsys, preflight.main, "check", job, "--tag", "v0.2.0")
     assert code == 1
     assert summary == "tag v0.2.0 expects version 0.2.0 but Cargo.toml has version 0.1.0 (platform linux-x86_64)"
 
 
 def test_toolchain_summary_lists_compiler_and_tools(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    rustc = fake_binary(tmp_path / "rust" / "rustc", f'[ "$1" = --version ] && echo "rustc 1.63.0 (Debian)" '
+    rustc = fake_binary(tmp_path / "rust" / "rustc", f'[ "$1" = -vV ] && echo "rustc 1.63.0 (Debian)" '
                                                     f'&& exit 0; echo {tmp_path / "sysroot"}')
     (tmp_path / "sysroot" / "lib" / "rustlib" / "x86_64-unknown-linux-gnu" / "lib").mkdir(parents=True)
     linker = fake_binary(tmp_path / "bin" / "x86_64-w64-mingw32-gcc", "exit 0")
@@ -110,3 +112,12 @@ def test_the_last_summary_line_wins_and_errors_lose_their_context() -> None:
         "binary x is missing from /b"
     assert failure_cause("platform p: worker w lacks linker; run the fix") == "worker w lacks linker"
     assert len(summary_from_output("summary: " + "x" * 500, "")) == 160
+
+
+def test_the_preflight_sets_only_the_properties_it_is_allowed() -> None:
+    out = 'noise\nproperties: {"source_date_epoch": 5, "build_env": {"A": "1"}, "tag": "v9.9.9"}\nsummary: x\n'
+    assert properties_from_output(out, ("source_date_epoch", "build_env")) == {
+        "source_date_epoch": 5, "build_env": {"A": "1"}}  # a worker cannot set the tag (or anything else)
+    assert properties_from_output("properties: [1]\n", ("a",)) == {}
+    assert properties_from_output("properties: {not json\n", ("a",)) == {}
+    assert properties_from_output("no line\n", ("a",)) == {}

@@ -299,9 +299,10 @@ def test_receiver_memory_stays_flat_for_a_large_upload(receiver: Receiver, tmp_p
 
 
 def test_platform_builds_send_archives_through_the_receiver() -> None:
-    from buildbot.steps.transfer import FileDownload, FileUpload
+    from buildbot.steps.transfer import FileUpload
 
     from velofarm.buildmaster.factories import platform_factory
+    from velofarm.buildmaster.toolsteps import SendTools
     from velofarm.buildmaster.uploads import UploadArtifact, UploadReceiver, upload_service
     from velofarm.spec.farm import load_spec
 
@@ -310,8 +311,9 @@ def test_platform_builds_send_archives_through_the_receiver() -> None:
         factory = platform_factory(spec, platform, Path("/srv/artifacts"))
         classes = [s.step_class for s in factory.steps]
         assert FileUpload not in classes and classes[-1] is UploadArtifact
-        sent = [s.kwargs.get("workerdest") for s in factory.steps if s.step_class is FileDownload]
-        assert "../tools/transfer.py" in sent
+        sent = [s.kwargs.get("workerdest") for s in factory.steps if s.step_class is SendTools]
+        assert sent == ["../tools/velofarm-tools.pyz"]  # the bundle holds transfer.py
+        assert factory.steps[-1].kwargs["bundle"] == "../tools/velofarm-tools.pyz"
     assert isinstance(upload_service(spec), UploadReceiver)
 
 
@@ -319,11 +321,11 @@ def test_platform_builds_send_archives_through_the_receiver() -> None:
 
 MASTER_CFG = '''import json, os
 from buildbot.plugins import schedulers, steps, util, worker
-from velofarm.worker_tools import transfer
+from velofarm.buildmaster.toolsteps import SendTools
 from velofarm.buildmaster.uploads import UploadArtifact, UploadReceiver
 p = json.load(open(os.path.join(basedir, "params.json")))  # noqa: F821
 f = util.BuildFactory()
-f.addStep(steps.FileDownload(mastersrc=transfer.__file__, workerdest="../tools/transfer.py"))
+f.addStep(SendTools({"format": 1}, workerdest="../tools/velofarm-tools.pyz"))
 f.addStep(UploadArtifact(name="store artifact", artifacts_root=p["artifacts"], platform="linux-x86_64",
                          archive=p["archive"], source_dir=p["dist"], python=p["python"], workdir="build"))
 BuildmasterConfig = {
@@ -389,9 +391,25 @@ def test_a_real_build_stores_its_archive_through_the_receiver(tmp_path: Path) ->
         stored = tmp_path / "artifacts" / "v1.0.0" / "linux-x86_64"
         assert (stored / NAME).read_bytes() == archive.read_bytes()
         assert (stored / f"{NAME}.sha256").read_text() == f"{digest}  {NAME}\n"
-        assert "the master verified SHA-256" in logs and "--token-file -" in logs
+        assert f"the master verified SHA-256 {digest}" in logs and "--token-file -" in logs
+        # the worker hashed the archive in the upload's own process: no .sha256 on its command line
+        assert f"{NAME}.sha256" not in logs and f"sha256 {digest[:8]}… checked" in step["state_string"]
+        assert f"{digest}  {NAME}\n" in logs  # the hash the worker computed and sent
         assert "Bearer" not in logs and not [p for p in (tmp_path / "artifacts" / "v1.0.0").iterdir()
                                              if p.name.startswith(".")]
     finally:
         for cmd, folder in ((WORKER_CMD, worker_dir), (buildbot_command(), master_dir)):
             subprocess.run([*cmd, "stop", str(folder)], stdout=subprocess.DEVNULL, timeout=60, check=False)
+
+
+def test_an_empty_resume_sends_nothing(tmp_path: Path) -> None:
+    """Every byte arrived but the receipt was lost: the resume sends 0 bytes (sendfile refuses a count of 0)."""
+    archive = tmp_path / "a.tar.gz"
+    archive.write_bytes(b"x" * 1000)
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        conn = http.client.HTTPConnection("127.0.0.1")
+        conn.sock = ours
+        transfer.send_body(conn, str(archive), 1000, 0)
+        transfer.send_body(conn, str(archive), 990, 10)
+        assert theirs.recv(100) == b"x" * 10

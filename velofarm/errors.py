@@ -1,5 +1,7 @@
 """One exception type per domain; each message names the file, field, tag or asset and the fix."""
 
+import errno
+
 
 class VelofarmError(Exception):
     """Base of every error velofarm reports to a person."""
@@ -23,3 +25,20 @@ class PublishError(VelofarmError):
 
 class ImageError(VelofarmError):
     """A builder image (or its base) could not be made: names the stage, the input and the fix."""
+
+
+def disk_problem(exc: OSError) -> str:
+    """An OSError as a person reads it: 'the disk is full (No space left on device: FILE)'."""
+    where = f": {exc.filename}" if exc.filename else ""
+    if exc.errno == errno.ENOSPC:
+        return f"the disk is full (No space left on device{where})"
+    if exc.errno == errno.EDQUOT:
+        return f"the disk quota is used up (Disk quota exceeded{where})"
+    return f"{exc.strerror or exc}{where}"
+
+
+def disk_fix(exc: OSError, folder: object) -> str:
+    """What to do about `exc` met while writing under `folder`."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return f"free space on the disk that holds {folder}"
+    return f"make {folder} writable for the master (and check the disk)"

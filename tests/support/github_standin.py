@@ -113,7 +113,7 @@ class GitHubStandIn(StandInServers):
         if refusal is not None:
             return self._answer(c, *refusal)
         c.fault = fault = self.faults.take(kind)
-        if fault and not fault.after and fault.action != "drop" and not fault.damages:
+        if fault and not fault.after and fault.action not in ("drop", "hold") and not fault.damages:
             return self._answer(c, *error_answer(fault))
         if fault and fault.action == "drop" and not fault.after and kind != "upload":
             return self._drop(c)
@@ -318,7 +318,7 @@ class GitHubStandIn(StandInServers):
                 {"resource": "ReleaseAsset", "code": "already_exists", "field": "name"}]}
         asset = StoredAsset(next(self._ids), name, c.h.headers["Content-Type"], c.seen.query.get("label"))
         rel.assets.append(asset)  # GitHub creates the asset first: a broken upload leaves it behind
-        cut = c.length // 2 if f is not None and f.action == "drop" and not f.after else c.length
+        cut = c.length // 2 if f is not None and f.action in ("drop", "hold") and not f.after else c.length
         self._lock.release()  # stream the body without blocking other requests
         try:
             digest, got, kept = hashlib.sha256(), 0, []
@@ -327,6 +327,9 @@ class GitHubStandIn(StandInServers):
                 got += len(chunk)
                 if self.keep_data is not None:
                     kept.append(chunk)
+            asset.size = got  # what GitHub shows of an upload still in flight
+            if f is not None and f.action == "hold":
+                f.hold()
         finally:
             self._lock.acquire()
         c.length -= got  # left unread: only when the fault cuts the body

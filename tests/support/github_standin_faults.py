@@ -13,6 +13,9 @@ client never heard. Actions:
   "primary"      403, x-ratelimit-remaining: 0, x-ratelimit-reset: now + 1
   "401", "403"   a real refusal: Bad credentials / Resource not accessible, no rate-limit headers
   "corrupt"      (upload) the asset is stored "uploaded" but with another digest
+  "hold"         (upload) as "drop", but half the body is read and then the request waits until the
+                 test calls `fault.release()` (or 10 minutes pass): the client is caught mid-upload,
+                 `fault.held` says it is, and a test can kill the client then
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from support.standin_base import Fault, Faults
 
 KINDS = {"list", "create", "get_release", "get_tag", "patch", "list_assets", "upload", "delete",
          "delete_release", "any"}
-ACTIONS = {"500", "502", "429", "drop", "secondary", "primary", "401", "403", "corrupt"}
+ACTIONS = {"500", "502", "429", "drop", "secondary", "primary", "401", "403", "corrupt", "hold"}
 DOCS = "https://docs.github.com/rest"
 
 

@@ -17,6 +17,8 @@ from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+HOLD_AT_MOST = 600.0  # seconds a held request waits for Fault.release()
+
 
 def stamp() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -49,6 +51,16 @@ class Fault:
     times: int = 1
     fired: int = 0
     answers: list[dict[str, Any]] = field(default_factory=list)  # what was sent, for assertions
+    held: threading.Event = field(default_factory=threading.Event)  # "hold": a request is waiting
+    go: threading.Event = field(default_factory=threading.Event)
+
+    def hold(self) -> None:
+        """A "hold" fault: called by the stand-in while it holds the request, until release()."""
+        self.held.set()
+        self.go.wait(HOLD_AT_MOST)
+
+    def release(self) -> None:
+        self.go.set()
 
     @property
     def damages(self) -> bool:

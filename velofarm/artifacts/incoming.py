@@ -9,6 +9,7 @@ lets a resumed connection take over from one that died half-open.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import os
@@ -28,6 +29,8 @@ from velofarm.release.checksums import checksum_line
 CHUNK = 1024 * 1024
 TOKEN_TTL = 6 * 3600.0  # a backstop only: the step revokes its token as soon as the upload ends
 MAX_BYTES = 16 * 2**30
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+STORE_FULL = 507  # HTTP Insufficient Storage: final, resuming into a full disk cannot help
 
 
 class RequestError(Exception):
@@ -204,6 +207,21 @@ def receive(slot: Slot, generation: int, stream: io.BufferedIOBase, put: Put) ->
         if slot.offset == put.total:
             os.fsync(fd)
         os.close(fd)
+
+
+def discard_full(slot: Slot, generation: int) -> RequestError:
+    """After the store's disk filled up under this file: remove everything of it in the incoming
+    folder (nothing partial is kept, and no resume is offered), and the refusal naming the store."""
+    with slot.lock:
+        offset = slot.offset
+        if slot.generation == generation:
+            slot.reset()
+            for path in (slot.part, slot.folder / slot.name, slot.folder / f".{slot.name}.sha256.part"):
+                path.unlink(missing_ok=True)
+    store = slot.folder.parent.parent  # <store>/<tag>/.incoming-<platform>-<build>/
+    return RequestError(STORE_FULL, f"the artifact store {store} is full (no space left on its disk after "
+                                    f"{offset} bytes): free space there, e.g. `velofarm artifacts prune`, "
+                                    "then rebuild")
 
 
 def finish(slot: Slot, generation: int, put: Put) -> Receipt:

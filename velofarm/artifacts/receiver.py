@@ -36,7 +36,19 @@ from typing import Any
 from urllib.parse import unquote
 
 from velofarm.artifacts.gate import HEAD_DEADLINE, MAX_HEAD_BYTES, ConnectionGate
-from velofarm.artifacts.incoming import CHUNK, Grant, Put, RequestError, Slot, Superseded, UploadGrants, finish, receive
+from velofarm.artifacts.incoming import (
+    CHUNK,
+    DISK_FULL,
+    Grant,
+    Put,
+    RequestError,
+    Slot,
+    Superseded,
+    UploadGrants,
+    discard_full,
+    finish,
+    receive,
+)
 
 PATH_PREFIX = "/upload/"
 IDLE_TIMEOUT = 120.0  # a silent upload is dropped; the worker resumes on a new connection
@@ -164,12 +176,20 @@ class UploadHandler(BaseHTTPRequestHandler):
                 elif put.start != slot.offset or slot.receipt:
                     raise RequestError(409, f"resume at byte {put.start}, but {slot.offset} arrived; "
                                             "ask again (HEAD)")
+                else:
+                    self.server.log(f"velofarm uploads: {slot.name}: resumed at byte {put.start}")
             receive(slot, generation, self.rfile, put)
             receipt = finish(slot, generation, put)
         except RequestError as exc:
             self._refuse(exc.status, str(exc), {"Upload-Offset": str(slot.offset)})
             return
-        except (Superseded, OSError) as exc:  # a dropped connection: the worker resumes on another
+        except (Superseded, OSError) as exc:
+            if isinstance(exc, OSError) and exc.errno in DISK_FULL:  # final: resuming cannot make room
+                refusal = discard_full(slot, generation)
+                self.server.log(f"velofarm uploads: {slot.name}: refused: {refusal}")
+                self._refuse(refusal.status, str(refusal))
+                return
+            # A dropped connection: the worker resumes on another.
             self.server.log(f"velofarm uploads: {slot.name}: stopped at byte {slot.offset} "
                             f"({type(exc).__name__})")
             self.close_connection = True

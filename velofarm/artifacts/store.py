@@ -12,6 +12,7 @@ the worker says.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -113,6 +114,12 @@ def commit_incoming(root: Path, record: BuildIdentity, received_sha256: str | No
         os.replace(incoming, final)
         _show_newest(final, final.parent.parent, archive)
         return final / archive
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        raise ArtifactError(f"tag {tag}: platform {platform}: the artifact store {root} is full ({exc.strerror}) "
+                            f"while storing {archive}: free space there, e.g. `velofarm artifacts prune`, "
+                            "then rebuild") from None
     finally:
         shutil.rmtree(incoming, ignore_errors=True)
 

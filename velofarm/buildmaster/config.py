@@ -9,7 +9,7 @@ from typing import Any
 from buildbot.plugins import secrets, util
 from twisted.python import log
 
-from velofarm.buildmaster import restfix
+from velofarm.buildmaster import dbfix, restfix
 from velofarm.buildmaster.changes import change_sources
 from velofarm.buildmaster.factories import platform_factory, release_factory
 from velofarm.buildmaster.farmplan import (
@@ -161,6 +161,7 @@ def load_master_config(basedir: str | Path, spec_path: str | Path | None = None)
     if report:
         log.msg(report)
     restfix.install()
+    dbfix.install()  # PostgreSQL: survive a server restart (Buildbot retries only MySQL's lost connections)
     spec = load_spec(spec_path_for(basedir, spec_path))
     store = SecretStore(secrets_dir(spec))
     store.ensure()  # a fresh checkout has no secrets folder yet; it is created 0700

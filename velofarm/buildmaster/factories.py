@@ -20,18 +20,18 @@ from velofarm.buildmaster.steps import (
     ReleaseTrigger,
     ResolveTag,
 )
-from velofarm.buildmaster.toolsteps import ToolCommand
+from velofarm.buildmaster.toolsteps import PreflightCommand, SendTools, ToolCommand
 from velofarm.buildmaster.uploads import UploadArtifact
 from velofarm.publish.select import token_secret
 from velofarm.release.authenticode import Authenticode
 from velofarm.spec.farm import Spec
-from velofarm.spec.job import archive_name, build_job, stage_name, upload_limit_bytes
+from velofarm.spec.job import archive_name, build_argv, build_job, stage_name, upload_limit_bytes
 from velofarm.spec.platforms import Platform
-from velofarm.worker_tools import gates, pack, preflight, stage, transfer
+from velofarm.spec.toolbundle import BUNDLE_NAME
 
 TAG = util.Interpolate("%(prop:tag)s")
-TOOLS = "../tools"
-JOB = f"{TOOLS}/job.json"
+BUNDLE = f"../tools/{BUNDLE_NAME}"  # every worker tool, run as `python BUNDLE TOOL ARGS...`
+JOB = BUNDLE  # the bundle carries the job: each tool reads the job.json inside it
 # buildbot-worker writes a command's whole environment at the top of its step log, and anyone may
 # read logs: a CARGO_REGISTRY_TOKEN or AWS_* on a build host (or, for the coordinator, the master)
 # would be public. Every command step passes this.
@@ -74,18 +74,15 @@ def build_env(platform: Platform, again: bool = False) -> util.Renderer:
     return env
 
 
-def _parse_build_env(rc: int, stdout: str, stderr: str) -> dict[str, Any]:
-    return {"build_env": json.loads(stdout)} if rc == 0 else {}
-
-
-def _tool(platform: Platform, name: str, script: str, *args: object, **kw: object) -> ToolCommand:
-    return ToolCommand(name=name, command=[platform.python, f"{TOOLS}/{script}", *args],
-                              haltOnFailure=True, workdir="build", **kw)
+def _tool(platform: Platform, name: str, tool: str, *args: object, step: type[ToolCommand] = ToolCommand,
+          **kw: object) -> ToolCommand:
+    return step(name=name, command=[platform.python, BUNDLE, tool, *args], haltOnFailure=True, workdir="build", **kw)
 
 
 def platform_factory(spec: Spec, platform: Platform, artifacts_root: Path, again: bool = False,
                      signer: Authenticode | None = None) -> util.BuildFactory:
-    """Tag → checked, built, smoke-tested, size-gated, staged, archived, checksummed, stored.
+    """Tag → checked out, tools sent, preflighted, built, smoke-tested, size-gated, staged, archived,
+    stored (hashed and sent in one process): nine steps, each a phase the UI names.
 
     `again`: the second build of a reproducibility check (its own cargo target folder).
     `signer`: Authenticode-sign the .exe files on the master when the archive is stored.
@@ -96,41 +93,29 @@ def platform_factory(spec: Spec, platform: Platform, artifacts_root: Path, again
     # revision): every platform builds the same commit even if someone moves the tag meanwhile.
     f.addStep(steps.Git(name="checkout tag", repourl=spec.repo_url, branch=util.Interpolate("refs/tags/%(prop:tag)s"),
                         mode="full", method="clean", haltOnFailure=True, **NO_ENV_LOG))
-    f.addStep(steps.RemoveDirectory(name="clean tools", dir=TOOLS.removeprefix("../"), hideStepIf=True))
-    f.addStep(steps.RemoveDirectory(name="clean dist", dir="dist", hideStepIf=True))
-    f.addStep(steps.StringDownload(json.dumps(build_job(spec, platform), indent=1), workerdest=JOB,
-                                   name="send job", hideStepIf=True))
-    for module in (preflight, gates, stage, pack, transfer):
-        f.addStep(steps.FileDownload(mastersrc=str(Path(module.__file__ or "")),
-                                     workerdest=f"{TOOLS}/{Path(module.__file__ or '').name}",
-                                     name=f"send {Path(module.__file__ or '').stem}", hideStepIf=True))
-    f.addStep(_tool(platform, "version check", "preflight.py", "version", JOB, "--tag", TAG))
-    f.addStep(_tool(platform, "toolchain check", "preflight.py", "toolchain", JOB))
-    f.addStep(steps.SetPropertyFromCommand(name="tag time", command=["git", "log", "-1", "--format=%ct", "HEAD"],
-                                           property="source_date_epoch", haltOnFailure=True, workdir="build",
-                                           **NO_ENV_LOG))
-    f.addStep(steps.SetPropertyFromCommand(
-        name="build environment", command=[platform.python, f"{TOOLS}/preflight.py", "build-env", JOB, "--tag", TAG,
-                                           "--epoch", util.Interpolate("%(prop:source_date_epoch)s")],
-        extract_fn=_parse_build_env, haltOnFailure=True, workdir="build", **NO_ENV_LOG))
-    f.addStep(steps.ShellCommand(name="cargo build", command=preflight.build_argv(platform.to_json()),
+    f.addStep(SendTools(build_job(spec, platform), workerdest=BUNDLE, name="send tools", hideStepIf=True))
+    # One call checks the version, the toolchain and the commit's time, and computes the build's
+    # environment; it sets source_date_epoch and build_env for the steps below.
+    f.addStep(_tool(platform, "preflight", "preflight", "check", JOB, "--tag", TAG, step=PreflightCommand,
+                    sets=("source_date_epoch", "build_env")))
+    f.addStep(steps.ShellCommand(name="cargo build", command=build_argv(platform.to_json(), spec.project.manifest),
                                  env=build_env(platform, again), haltOnFailure=True, workdir="build", **NO_ENV_LOG,
                                  description=["building", platform.target],
                                  descriptionDone=[f"built {platform.target} ({platform.method}, release)"]))
-    f.addStep(_tool(platform, "smoke test", "gates.py", "smoke", JOB, "--tag", TAG, "--bin-dir", bin_dir(platform, again)))
-    f.addStep(_tool(platform, "size gate", "gates.py", "size", JOB, "--tag", TAG, "--bin-dir", bin_dir(platform, again)))
-    f.addStep(_tool(platform, "stage", "stage.py", JOB, "--tag", TAG, "--name", _stage_name(spec, platform), "--src", ".",
-                    "--bin-dir", bin_dir(platform, again), "--out", "../dist"))
-    f.addStep(_tool(platform, "archive", "pack.py", "archive", util.Interpolate("../dist/%(kw:s)s", s=_stage_name(spec, platform)),
+    f.addStep(_tool(platform, "smoke test", "gates", "smoke", JOB, "--tag", TAG, "--bin-dir", bin_dir(platform, again)))
+    f.addStep(_tool(platform, "size gate", "gates", "size", JOB, "--tag", TAG, "--bin-dir", bin_dir(platform, again)))
+    # --clean empties ../dist first: earlier builds' archives do not pile up on the worker.
+    f.addStep(_tool(platform, "stage", "stage", JOB, "--tag", TAG, "--name", _stage_name(spec, platform), "--src", ".",
+                    "--bin-dir", bin_dir(platform, again), "--out", "../dist", "--clean"))
+    f.addStep(_tool(platform, "archive", "pack", "archive", util.Interpolate("../dist/%(kw:s)s", s=_stage_name(spec, platform)),
                     "--format", platform.archive, "--epoch", util.Interpolate("%(prop:source_date_epoch)s"),
                     "--out", util.Interpolate("../dist/%(kw:a)s", a=_archive(spec, platform))))
-    f.addStep(_tool(platform, "checksum", "pack.py", "checksum", util.Interpolate("../dist/%(kw:a)s", a=_archive(spec, platform))))
-    # One streamed, resumable HTTP PUT into the store, hashed as it arrives (see uploads.py),
-    # instead of FileUpload's one round trip per block and a second read to verify.
+    # One streamed, resumable HTTP PUT into the store (see uploads.py): the worker's transfer.py hashes
+    # the archive and sends the hash with it, the master hashes as it arrives; no checksum step.
     f.addStep(UploadArtifact(name="store artifact", artifacts_root=str(artifacts_root), platform=platform.name,
                              archive=_archive(spec, platform), source_dir="../dist", python=platform.python,
                              max_bytes=upload_limit_bytes(spec, platform),
-                             tools=TOOLS, signer=signer, haltOnFailure=True, workdir="build", **NO_ENV_LOG))
+                             bundle=BUNDLE, signer=signer, haltOnFailure=True, workdir="build", **NO_ENV_LOG))
     return f
 
 
@@ -160,6 +145,7 @@ def release_factory(spec: Spec, artifacts_root: Path, staging_root: Path) -> uti
     f.addStep(ReleaseTrigger(
         name="build platforms", schedulerNames=[b.scheduler for b in builders],
         platform_of_builder={b.name: b.platform.name for b in builders}, waitForFinish=True, haltOnFailure=True,
+        platform_timeout_minutes=spec.release.platform_timeout_minutes,
         sourceStamps=[{"codebase": "", "repository": spec.repo_url, "branch": TAG, "project": "",
                        "revision": util.Property("tag_commit")}],
         set_properties={"tag": TAG, "tag_commit": util.Property("tag_commit")}))

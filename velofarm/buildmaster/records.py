@@ -2,7 +2,7 @@
 
 Who built what, when, and with which toolchain is read from Buildbot's own rows (builds, workers,
 properties, step logs), never from a file a worker sent. The toolchain is the one caveat: `rustc
--vV` is what the worker's toolchain step printed, recorded by the master as that step's output.
+-vV` is what the worker's preflight step printed, recorded by the master as that step's output.
 The format is described in velofarm/release/records.py.
 """
 
@@ -22,7 +22,7 @@ from twisted.internet import defer
 from velofarm.release.records import rustc_from_toolchain_log
 
 BUILD_REQUESTS = "platform_buildrequests"  # set by ReleaseTrigger
-TOOLCHAIN_STEP = "toolchain check"
+TOOLCHAIN_STEP = "preflight"  # its log holds the toolchain check's `rustc -vV:` lines
 
 
 def rfc3339(when: datetime.datetime | None) -> str:

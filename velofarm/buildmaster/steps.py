@@ -12,7 +12,9 @@ from buildbot.reporters.utils import getURLForBuild
 from buildbot.steps.trigger import Trigger
 from twisted.internet import defer, threads
 
+from velofarm.buildmaster.platformwait import Overdue, PlatformWatch
 from velofarm.errors import VelofarmError
+from velofarm.spec.release_fields import DEFAULT_PLATFORM_TIMEOUT_MINUTES
 
 
 class ReleaseTrigger(Trigger):
@@ -21,17 +23,29 @@ class ReleaseTrigger(Trigger):
     On success it sets `platform_builds` ({platform: [build id, ...]}): the only builds whose
     archives the release may publish (assemble reads them by id, so a dry run or rebuild of the
     same tag landing meanwhile cannot replace what gets published).
+
+    A platform none of whose workers is connected for `platform_timeout_minutes` is cancelled and
+    fails the release, naming the platform and its workers (platformwait.PlatformWatch).
     """
 
-    def __init__(self, platform_of_builder: dict[str, str] | None = None, **kwargs: Any) -> None:
+    def __init__(self, platform_of_builder: dict[str, str] | None = None,
+                 platform_timeout_minutes: float = DEFAULT_PLATFORM_TIMEOUT_MINUTES, **kwargs: Any) -> None:
         self.platform_of_builder = dict(platform_of_builder or {})
+        self.platform_timeout_minutes = platform_timeout_minutes
         super().__init__(**kwargs)
 
     @defer.inlineCallbacks
     def run(self) -> Any:
-        results = yield super().run()
+        watch = PlatformWatch(self, self.platform_timeout_minutes, self.platform_of_builder)
+        watch.start()
+        try:
+            results = yield super().run()
+        finally:
+            watch.stop()
         # The next step (records.RecordBuilds) reads these builds from the database for the provenance.
         self.setProperty("platform_buildrequests", list(self.brids), "ReleaseTrigger")
+        if watch.overdue:
+            return (yield self._overdue(sorted(watch.overdue.values(), key=lambda o: o.platform)))
         if results == SUCCESS:
             builds = yield self._platform_builds()
             self.setProperty("platform_builds", builds, "ReleaseTrigger")
@@ -53,6 +67,16 @@ class ReleaseTrigger(Trigger):
             self.descriptionDone = [f"platform failed: {names}"]
             self.failed_summary = f"platform failed: {names}; nothing published"
         return results
+
+    @defer.inlineCallbacks
+    def _overdue(self, overdue: list[Overdue]) -> Any:
+        yield self.addCompleteLog("platforms without a worker", "".join(f"error: {o.describe()}\n" for o in overdue))
+        names = ", ".join(o.platform for o in overdue)
+        workers = ", ".join(w for o in overdue for w in o.workers)
+        self.descriptionDone = [f"no worker for {names}"]
+        self.failed_summary = (f"no worker connected for {overdue[0].minutes:g} min: {names} "
+                               f"(waited for {workers}); nothing published")
+        return FAILURE
 
     @defer.inlineCallbacks
     def _platform_builds(self) -> Any:

@@ -120,7 +120,8 @@ def worker_host(step: buildstep.BuildStep) -> str | None:
 
 
 class UploadArtifact(buildstep.ShellMixin, buildstep.BuildStep):
-    """Grant a token, have the worker PUT the archive (transfer.py), store it, revoke the token.
+    """Grant a token, have the worker hash and PUT the archive (transfer.py, one process), store it,
+    revoke the token.
 
     The token reaches the worker on the command's stdin: never on a command line, in the
     environment, in a file left behind, or in a step log. The archive is stored under this build's
@@ -131,12 +132,12 @@ class UploadArtifact(buildstep.ShellMixin, buildstep.BuildStep):
     renderables: ClassVar[list[str]] = ["archive", "source_dir", "python"]
 
     def __init__(self, artifacts_root: str, platform: str, archive: Any, source_dir: Any = "../dist",
-                 python: Any = "python3", tools: str = "../tools", signer: Authenticode | None = None,
+                 python: Any = "python3", bundle: str = "../tools/velofarm-tools.pyz", signer: Authenticode | None = None,
                  max_bytes: int = 0, **kwargs: Any) -> None:
         self.artifacts_root, self.platform, self.archive = artifacts_root, platform, archive
         self.signer = signer
         self.max_bytes = max_bytes  # the grant's size limit (spec.job.upload_limit_bytes); 0: the receiver's
-        self.source_dir, self.python, self.tools = source_dir, python, tools
+        self.source_dir, self.python, self.bundle = source_dir, python, bundle
         kwargs.setdefault("logEnviron", False)  # the worker's environment is nobody's business
         kwargs = self.setupShellMixin(kwargs, prohibitArgs=["command", "initialStdin"])
         super().__init__(**kwargs)
@@ -181,8 +182,9 @@ class UploadArtifact(buildstep.ShellMixin, buildstep.BuildStep):
         # put in the worker's folder (WORKER_CA); a custom upload_url may rely on system CAs.
         ca = (["--ca-file", f"{self.getProperty('builddir')}/../{WORKER_CA}"]
               if url.startswith("https://") and not self.getProperty("velofarm_upload_url") else [])
-        return [self.python, f"{self.tools}/transfer.py", "upload", "--url", url, "--token-file", "-", *ca,
-                archive, f"{archive}.sha256"]
+        # No ARCHIVE.sha256: transfer.py hashes the archive itself and sends the hash with the PUT
+        # (Repr-Digest); the receiver hashes what arrives and refuses a mismatch.
+        return [self.python, self.bundle, "transfer", "upload", "--url", url, "--token-file", "-", *ca, archive]
 
     @defer.inlineCallbacks
     def _store(self, tag: str, receipt: Receipt, seconds: float) -> Any:
@@ -208,7 +210,8 @@ class UploadArtifact(buildstep.ShellMixin, buildstep.BuildStep):
             yield threads.deferToThread(write_build_image, final.parent, self.getProperty("builder_image"),
                                         self.getProperty("builder_image_digest"))
             yield log_.addStdout(f"built in image {self.getProperty('builder_image_digest')}\n")
-        self.descriptionDone = [f"stored ({receipt.size / 2**20:.1f} MiB in {seconds:.1f} s)"]
+        # The digest is the one the worker sent and the receiver checked (before any signing).
+        self.descriptionDone = [f"stored ({receipt.size / 2**20:.1f} MiB in {seconds:.1f} s, sha256 {receipt.sha256[:8]}… checked)"]
         return SUCCESS
 
     def _identity(self, tag: str) -> BuildIdentity:

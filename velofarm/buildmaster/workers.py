@@ -124,12 +124,13 @@ class ContainerWorker(worker.DockerLatentWorker):
         # naming the worker, the image and the reason.
         message = f"Docker worker {self.name}: image {self.image} on {self.docker_host}: "
         if not str(why.value).startswith(message):
-            why = failure.Failure(LatentWorkerCannotSubstantiate(message + start_problem(why, self.masterFQDN)))
+            why = failure.Failure(LatentWorkerCannotSubstantiate(
+                message + start_problem(why, self.masterFQDN, self.docker_host)))
             log.msg(str(why.value))
         return super()._substantiation_failed(why)
 
 
-def start_problem(why: failure.Failure, master_address: str) -> str:
+def start_problem(why: failure.Failure, master_address: str, docker_host: str = "") -> str:
     """Why a build container did not become a worker, with what to do about it."""
     reason = str(why.value) or why.type.__name__
     if why.check(defer.TimeoutError):
@@ -138,6 +139,9 @@ def start_problem(why: failure.Failure, master_address: str) -> str:
     if "not found" in reason and "Image" in reason:
         return (f"the build container could not start: {reason} Build it with `velofarm image build` and set "
                 "the worker's image to the tag it prints")
+    if "server API version" in reason:  # docker-py's first request: no engine there, or it never answered
+        return (f"the build container could not start: {reason}; the engine did not answer: check that it runs "
+                f"and that the master reaches it (`docker -H {docker_host} info`)")
     return f"the build container could not start: {reason}"
 
 

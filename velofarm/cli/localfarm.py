@@ -26,6 +26,7 @@ from velofarm.spec import tomlwrite
 from velofarm.tags.notify import install_hook
 
 DOCKER_SOCKET = "unix:///var/run/docker.sock"
+START_PATIENCE = 120  # seconds `buildbot start` waits for the master to show progress
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "velostream-mini"
 
 
@@ -64,6 +65,7 @@ class LocalFarm:
     workers: dict[str, list[str]] = field(default_factory=dict)  # worker processes this farm starts
     git_daemon_port: int = 0  # serve remote.git over git:// on loopback (for build containers)
     docker_workers: dict[str, list[str]] = field(default_factory=dict)  # latent: the master starts them
+    master_host: str = "127.0.0.1"  # where the master's PB and upload ports and the git daemon listen
 
     @property
     def master_dir(self) -> Path:
@@ -98,7 +100,7 @@ class LocalFarm:
         git("init", "-q", "--bare", str(self.remote))
         git("remote", "add", "origin", str(self.remote), cwd=self.src)
         git("push", "-q", "origin", "main", cwd=self.src)
-        install_hook(self.remote, sys.executable, f"127.0.0.1:{self.pb_port}",
+        install_hook(self.remote, sys.executable, f"{self.master_host}:{self.pb_port}",
                      self.secrets.path(CHANGE_SECRET), str(self.remote))
 
     def set_version(self, version: str) -> None:
@@ -123,8 +125,10 @@ class LocalFarm:
     def start_master(self) -> None:
         if not (self.master_dir / "buildbot.tac").exists():
             create_master(self.master_dir, self.spec_path)
-        subprocess.run([*buildbot_command(), "start", str(self.master_dir)], check=True,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, timeout=120)
+        # `buildbot start` gives up after 10 s without a line it counts as progress; on a busy
+        # machine loading buildbot.tac alone can take that long (the master was starting fine).
+        subprocess.run([*buildbot_command(), "start", f"--start_timeout={START_PATIENCE}", str(self.master_dir)],
+                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, timeout=START_PATIENCE * 2)
 
     def stop_master(self) -> None:
         stop_daemon(self.master_dir, [*buildbot_command(), "stop", str(self.master_dir)])
@@ -154,13 +158,14 @@ class LocalFarm:
         (self.worker_dir(name) / "twistd.pid").unlink(missing_ok=True)
 
     def start_git_daemon(self) -> None:
-        """A build container sees no host folder: it clones remote.git over git:// on loopback."""
+        """A build container sees no host folder: it clones remote.git over git:// (on loopback, or on
+        the address build containers reach the master at)."""
         if not self.git_daemon_port:
             return
         subprocess.run(["git", "daemon", "--reuseaddr", "--export-all", f"--base-path={self.root}",
-                        "--listen=127.0.0.1", f"--port={self.git_daemon_port}", "--detach",
+                        f"--listen={self.master_host}", f"--port={self.git_daemon_port}", "--detach",
                         f"--pid-file={self.root / 'git-daemon.pid'}", str(self.root)], check=True, timeout=30)
-        wait_for(lambda: _port_open(self.git_daemon_port), 30, "git daemon")
+        wait_for(lambda: _port_open(self.git_daemon_port, self.master_host), 30, "git daemon")
 
     def stop_git_daemon(self) -> None:
         pid_file = self.root / "git-daemon.pid"
@@ -217,9 +222,9 @@ class LocalFarm:
         return dict(self.wait(done, timeout, f"release build #{number}", every=0.5))
 
 
-def _port_open(port: int) -> bool:
+def _port_open(port: int, host: str = "127.0.0.1") -> bool:
     with socket.socket() as s:
-        return s.connect_ex(("127.0.0.1", port)) == 0
+        return s.connect_ex((host, port)) == 0
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float, what: str, every: float = 0.2) -> Any:
@@ -262,26 +267,32 @@ def stop_daemon(directory: Path, stop_command: list[str], grace: float = 30) -> 
     pid_file.unlink(missing_ok=True)
 
 
-def docker_worker(image: str | None) -> dict[str, Any]:
+def docker_worker(image: str | None, network: tuple[str, str] | None = None) -> dict[str, Any]:
     """farm.toml fields of a Docker worker on this machine's engine; {} for a worker process."""
     if not image:
         return {}
+    if network:
+        return {"docker_host": DOCKER_SOCKET, "image": image, "network": network[0], "master_host": network[1]}
     return {"docker_host": DOCKER_SOCKET, "image": image, "network": "host"}
 
 
 def write_farm(root: Path, template: Path, platforms: list[str], workers_per_platform: int = 1,
                release: dict[str, Any] | None = None, master: dict[str, Any] | None = None,
-               docker_image: str | None = None) -> LocalFarm:
+               docker_image: str | None = None, docker_network: tuple[str, str] | None = None) -> LocalFarm:
     """A farm.toml for this machine: the template's project, the given platforms, local workers.
 
     With `docker_image`, every platform builds in Docker latent workers (a fresh container of that
     image per build, on host networking so it reaches the loopback master) instead of worker processes.
+    With `docker_network` = (name, gateway address) too, the containers run on that Docker network
+    instead (one that can be cut with `docker network disconnect`) and reach the master at the gateway
+    address, where its PB and upload ports and the git daemon listen instead of 127.0.0.1.
     """
     data = tomllib.loads(template.read_text(encoding="utf-8"))
     root.mkdir(parents=True, exist_ok=True)
     www_port, pb_port = free_port(), free_port()
     git_port = free_port() if docker_image else 0
-    data["project"]["git_url"] = f"git://127.0.0.1:{git_port}/remote.git" if docker_image else str(root / "remote.git")
+    host = docker_network[1] if docker_image and docker_network else "127.0.0.1"
+    data["project"]["git_url"] = f"git://{host}:{git_port}/remote.git" if docker_image else str(root / "remote.git")
     # Local workers run this very interpreter: name it rather than a `python3` looked up on PATH
     # (often a pyenv shim, which costs a shell start for every tool step). A container has its own.
     python = {} if docker_image else {"python": sys.executable}
@@ -290,17 +301,19 @@ def write_farm(root: Path, template: Path, platforms: list[str], workers_per_pla
     for name in platforms:
         for i in range(1, workers_per_platform + 1):
             workers[f"{'docker' if docker_image else 'local'}-{name}-{i}"] = [name]
-    data["workers"] = {w: {"platforms": p, "max_builds": 1, **docker_worker(docker_image)} for w, p in workers.items()}
+    data["workers"] = {w: {"platforms": p, "max_builds": 1, **docker_worker(docker_image, docker_network)}
+                       for w, p in workers.items()}
     data["release"] = {**data.get("release", {}), "publisher": "directory",
                        "directory": str(root / "releases"), **(release or {})}
     data["master"] = {"www_bind": "127.0.0.1", "www_port": www_port, "url": f"http://127.0.0.1:{www_port}/",
                       "pb_port": pb_port, "db_url": "sqlite:///state.sqlite", "poll_interval": 0,
-                      "secrets_dir": str(root / "secrets"), **(master or {})}
+                      "secrets_dir": str(root / "secrets"),
+                      **({"pb_bind": host, "public_host": host} if host != "127.0.0.1" else {}), **(master or {})}
     spec_path = root / "farm.toml"
     spec_path.write_text(tomlwrite.dumps(data), encoding="utf-8")
     farm = LocalFarm(root=root, spec_path=spec_path, www_port=www_port, pb_port=pb_port,
                      workers={} if docker_image else workers, git_daemon_port=git_port,
-                     docker_workers=workers if docker_image else {})
+                     docker_workers=workers if docker_image else {}, master_host=host)
     for worker in farm.workers:
         farm.secrets.generate(worker_secret_name(worker))
     farm.secrets.generate(CHANGE_SECRET)

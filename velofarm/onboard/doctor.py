@@ -28,7 +28,7 @@ class Report:
         return [c.name for c in self.checks if not c.ok]
 
     def text(self, node: str) -> str:
-        """The same lines the build's "toolchain check" step prints (and its error, when one is missing)."""
+        """The same lines the toolchain part of the build's "preflight" step prints (and its error, when one is missing)."""
         p = self.platform
         lines = [f"toolchain for platform {p.name} (target {p.target}, method {p.method}) on {node}:"]
         lines += [c.line() for c in self.checks]

@@ -7,7 +7,7 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from velofarm.errors import PublishError
+from velofarm.errors import PublishError, disk_fix, disk_problem
 from velofarm.release.model import NOTES_FILE, RELEASE_JSON, Release
 from velofarm.release.verify import load_release
 
@@ -30,16 +30,20 @@ class DirectoryPublisher:
         final = self.root / release.tag
         if final.exists():
             return self._compare_existing(release, final)
-        self.root.mkdir(parents=True, exist_ok=True)
         tmp = self.root / f".{release.tag}.tmp-{os.getpid()}"
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir()
+        names = [a.name for a in release.assets] + [NOTES_FILE, RELEASE_JSON]
         try:
-            names = [a.name for a in release.assets] + [NOTES_FILE, RELEASE_JSON]
+            self.root.mkdir(parents=True, exist_ok=True)
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir()
             for name in names:
                 shutil.copy2(release.directory / name, tmp / name)
             load_release(tmp)  # what landed verifies before it becomes visible
             os.replace(tmp, final)
+        except OSError as exc:  # a full or read-only disk: the partial copy goes (finally), nothing is visible
+            raise PublishError(f"{final}: release {release.tag} was not published: {disk_problem(exc)}; "
+                               f"{disk_fix(exc, self.root)} ([release] directory) and publish again (re-run "
+                               "the release, or velofarm publish)") from None
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         return DirectoryOutcome("published", str(final), [f"wrote {len(names)} files"])

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from velofarm.artifacts.store import BUILD_JSON, BuildIdentity, build_dir, read_build_identity, read_build_image
-from velofarm.errors import ArtifactError, ReleaseError, VelofarmError
+from velofarm.errors import ArtifactError, ReleaseError, VelofarmError, disk_fix, disk_problem
 from velofarm.publish.links import asset_url, release_page_url
 from velofarm.release.attest import TrustInputs, load_trust, sign_sums, write_attestations
 from velofarm.release.changelog import Changes, changes_heading, release_changes, render_changes
@@ -163,10 +163,14 @@ def assemble_release(spec: Spec, tag: str, commit: str, artifacts_root: Path, ou
     found = {name: collect_platform(spec, tag, commit, name, builds[name], artifacts_root) for name in spec.platforms}
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
     try:
+        tmp.mkdir(parents=True)
         _write_release(spec, tag, commit, version, found, tmp, changes, trust)
         os.replace(tmp, out)
+    except OSError as exc:  # a full or read-only disk: nothing half-written stays (finally)
+        raise ReleaseError(f"tag {tag}: cannot write the release folder {out}: {disk_problem(exc)}; "
+                           f"{disk_fix(exc, out.parent)} (the master's staging folder; `velofarm artifacts "
+                           "prune` removes old artifacts) and release again") from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out

@@ -1,10 +1,10 @@
 """Rebuild a released tag on this machine and compare each archive with the published one.
 
 Pure: no Buildbot. The same steps a worker runs (buildmaster/factories.py platform_factory), by
-running the same worker tools with the same arguments: version check, toolchain check, the tag's
-commit time as SOURCE_DATE_EPOCH, preflight's build environment (source folder and cargo home
-remapped, so the folder this runs in does not reach the binaries), preflight's cargo command,
-smoke and size gates, stage, archive, checksum. `velofarm verify --rebuild TAG` calls `rebuild`.
+running the same tools bundle with the same arguments: preflight (version, toolchain, the tag's
+commit time as SOURCE_DATE_EPOCH, the build environment with the source folder and cargo home
+remapped, so the folder this runs in does not reach the binaries), the cargo command, smoke and
+size gates, stage, archive. `velofarm verify --rebuild TAG` calls `rebuild`.
 """
 
 from __future__ import annotations
@@ -20,9 +20,10 @@ from typing import Any
 from velofarm.errors import ReleaseError
 from velofarm.release.reproduce import first_difference
 from velofarm.spec.farm import Spec
-from velofarm.spec.job import archive_name, build_job, stage_name
+from velofarm.spec.job import archive_name, build_argv, build_job, stage_name
 from velofarm.spec.platforms import Platform
-from velofarm.worker_tools import gates, pack, preflight, stage
+from velofarm.spec.toolbundle import write_bundle
+from velofarm.worker_tools import pack, preflight
 
 GIT_TIMEOUT = 600
 MATCH, DIFFERS, SKIPPED, FAILED = "match", "differs", "skipped", "failed"
@@ -106,31 +107,28 @@ def missing_tools(spec: Spec, platform: Platform) -> str | None:
 
 
 def build_platform(spec: Spec, platform: Platform, tag: str, work: Path) -> Path:
-    """Run a worker's steps for one platform in `work` (holding the checkout in `work/build`); the archive."""
-    source, tools, dist = work / "build", work / "tools" / platform.name, work / "dist" / platform.name
-    tools.mkdir(parents=True)
-    dist.mkdir(parents=True)
-    job = tools / "job.json"
-    job.write_text(json.dumps(build_job(spec, platform), indent=1), encoding="utf-8")
-    script = {m.__name__.rsplit(".", 1)[-1]: str(Path(m.__file__ or "")) for m in (preflight, gates, stage, pack)}
-    py, tagged = sys.executable, ["--tag", tag]
-    _run_step("version check", [py, script["preflight"], "version", str(job), *tagged], source)
-    epoch = _git("log", "-1", "--format=%ct", "HEAD", cwd=source)
-    env_json = _run_step("build environment", [py, script["preflight"], "build-env", str(job), *tagged,
-                                               "--epoch", epoch], source)
+    """Run a worker's steps for one platform in `work` (holding the checkout in `work/build`), with
+    the tools bundle a worker gets (the same bytes); the archive."""
+    source, dist = work / "build", work / "dist" / platform.name
+    bundle = str(write_bundle(build_job(spec, platform), work / "tools" / platform.name))
+    tool, tagged = [sys.executable, bundle], ["--tag", tag]
+    checked = _run_step("preflight", [*tool, "preflight", "check", bundle, *tagged], source)
+    found = next((json.loads(line[len(preflight.PROPERTIES):]) for line in reversed(checked.splitlines())
+                  if line.startswith(preflight.PROPERTIES)), None)
+    if found is None:
+        raise _StepFailed("step 'preflight' printed no properties line")
     target_dir = work / "cargo-target" / platform.name
-    env = {**os.environ, **json.loads(env_json), "CARGO_TARGET_DIR": str(target_dir), "CARGO_TERM_COLOR": "never"}
-    _run_step("cargo build", preflight.build_argv(platform.to_json(), spec.project.manifest), source, env)
+    env = {**os.environ, **found["build_env"], "CARGO_TARGET_DIR": str(target_dir), "CARGO_TERM_COLOR": "never"}
+    _run_step("cargo build", build_argv(platform.to_json(), spec.project.manifest), source, env)
     bins = str(target_dir / platform.target / "release")
-    _run_step("smoke test", [py, script["gates"], "smoke", str(job), *tagged, "--bin-dir", bins], source)
-    _run_step("size gate", [py, script["gates"], "size", str(job), *tagged, "--bin-dir", bins], source)
+    _run_step("smoke test", [*tool, "gates", "smoke", bundle, *tagged, "--bin-dir", bins], source)
+    _run_step("size gate", [*tool, "gates", "size", bundle, *tagged, "--bin-dir", bins], source)
     staged = stage_name(spec.project.name, tag, platform)
-    _run_step("stage", [py, script["stage"], str(job), *tagged, "--name", staged, "--src", ".", "--bin-dir", bins,
-                        "--out", str(dist)], source)
+    _run_step("stage", [*tool, "stage", bundle, *tagged, "--name", staged, "--src", ".", "--bin-dir", bins,
+                        "--out", str(dist), "--clean"], source)
     archive = dist / archive_name(spec.project.name, tag, platform)
-    _run_step("archive", [py, script["pack"], "archive", str(dist / staged), "--format", platform.archive,
-                          "--epoch", epoch, "--out", str(archive)], source)
-    _run_step("checksum", [py, script["pack"], "checksum", str(archive)], source)
+    _run_step("archive", [*tool, "pack", "archive", str(dist / staged), "--format", platform.archive,
+                          "--epoch", str(found["source_date_epoch"]), "--out", str(archive)], source)
     return archive
 
 

@@ -18,7 +18,8 @@ from urllib.parse import urlsplit
 from velofarm.errors import SpecError
 
 DOCKER_FIELDS = ("docker_host", "docker_tls", "image", "network", "master_host")
-NETWORKS = ("bridge", "host")
+NETWORKS = ("bridge", "host")  # or the name of a user-defined Docker network
+NETWORK_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 TLS_PARTS = ("ca", "cert", "key")
 # A Docker reference: [registry[:port]/]path[:tag][@sha256:digest]; nothing a shell would read.
 IMAGE_RE = re.compile(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*(?::[0-9]+)?(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*"
@@ -33,7 +34,7 @@ class DockerSettings:
     docker_host: str  # unix:///var/run/docker.sock or tcp://HOST:2376 (TLS)
     image: str  # the builder image tag `velofarm image build` printed
     tls: tuple[str, str, str] | None = None  # (ca, cert, key) file names in the secrets folder
-    network: str = "bridge"  # "host" lets a container reach a master bound to 127.0.0.1
+    network: str = "bridge"  # "host" lets a container reach a master bound to 127.0.0.1; or a network's name
     master_host: str = ""  # how a container reaches the master's pb_port; "" = master.public_host
 
 
@@ -66,8 +67,9 @@ def docker_settings(body: dict[str, Any], where: str, served_os: dict[str, str])
     if host.startswith("unix://") and tls is not None:
         raise SpecError(f"{where}.docker_tls: only for a tcp:// docker_host; remove it")
     network = body.get("network", "bridge")
-    if network not in NETWORKS:
-        raise SpecError(f"{where}.network: '{network}' is not one of {', '.join(NETWORKS)}")
+    if not isinstance(network, str) or network == "none" or not NETWORK_RE.match(network):
+        raise SpecError(f"{where}.network: '{network}' is not one of {', '.join(NETWORKS)} or the name of a "
+                        "Docker network (`docker network create NAME`) that reaches the master")
     master_host = body.get("master_host", "")
     if not isinstance(master_host, str) or (master_host and not HOST_RE.match(master_host)):
         raise SpecError(f"{where}.master_host: '{master_host}' is not a host name or address")

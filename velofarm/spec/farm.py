@@ -14,7 +14,14 @@ from velofarm.spec.docker import DOCKER_FIELDS, DockerSettings, check_tls_files,
 from velofarm.spec.master import MasterSettings, parse_master
 from velofarm.spec.platforms import Platform, build_platform, catalogue_data, suggest, worker_os
 from velofarm.spec.registry import read_registry
-from velofarm.spec.release_fields import GiteaFields, gitea_fields, notes_fields, reproduce_count
+from velofarm.spec.release_fields import (
+    DEFAULT_PLATFORM_TIMEOUT_MINUTES,
+    GiteaFields,
+    gitea_fields,
+    notes_fields,
+    platform_timeout,
+    reproduce_count,
+)
 
 DEFAULT_TAG_PATTERN = (r"^v(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)"
                        r"(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$")
@@ -61,6 +68,8 @@ class ReleaseSettings(GiteaFields):  # gitea_url, gitea_repo, gitea_token_secret
     base_url: str = ""  # directory publisher: where releases/ is served; "" links next to the notes
     notes: str = "both"  # git, changelog or both: see release_fields.notes_fields
     reproduce: int = 1  # builds per platform that must agree byte for byte before publishing
+    # how long a platform build may wait with none of its workers connected (release_fields)
+    platform_timeout_minutes: float = DEFAULT_PLATFORM_TIMEOUT_MINUTES
 
 
 @dataclass(frozen=True)
@@ -327,6 +336,7 @@ def _release(table: Any, where: str) -> ReleaseSettings:
     if publisher == "github" and not re.match(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$", str(repo)):
         raise SpecError(f"{where}.github_repo: set it to OWNER/NAME when publisher = \"github\"")
     return ReleaseSettings(tag_pattern=pattern, publisher=publisher, reproduce=reproduce_count(table, where),
+                           platform_timeout_minutes=platform_timeout(table, where),
                            directory=str(table.get("directory", "releases")), github_repo=str(repo),
                            github_api_url=str(table.get("github_api_url", "https://api.github.com")).rstrip("/"),
                            github_token_secret=str(table.get("github_token_secret", "github-token")),

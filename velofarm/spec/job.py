@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import PurePosixPath
 from typing import Any
 
 from velofarm.spec.farm import Spec
@@ -40,3 +41,13 @@ def upload_limit_bytes(spec: Spec, platform: Platform) -> int:
     """The most an upload of this platform's archive may send: each binary at the size gate's
     limit (platforms.NAME.size_limit_mb), plus ARCHIVE_OVERHEAD_BYTES."""
     return len(spec.project.binaries) * platform.size_limit_mb * 1024 * 1024 + ARCHIVE_OVERHEAD_BYTES
+
+
+def build_argv(platform: dict[str, Any], manifest: str = "Cargo.toml") -> list[str]:
+    """The build command for a platform (its job JSON, Platform.to_json()): cargo (or cross) build
+    --release --locked ...; the master puts it in the build step, `verify --rebuild` runs it."""
+    program = "cross" if platform.get("method") == "cross" else (platform.get("cargo") or "cargo")
+    argv = [program, "build", "--release", "--locked", "--no-default-features", "--target", platform["target"]]
+    if PurePosixPath(manifest) != PurePosixPath("Cargo.toml"):
+        argv += ["--manifest-path", manifest]
+    return argv

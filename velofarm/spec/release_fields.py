@@ -1,6 +1,7 @@
 """Checks for the [release] fields the notes depend on (where assets are linked to, where the
 changelog comes from), for the Gitea/Forgejo publisher's (`gitea_url`, `gitea_repo`,
-`gitea_token_secret`), and how many builds of each platform must agree (`reproduce_count()`).
+`gitea_token_secret`), how many builds of each platform must agree (`reproduce_count()`) and how
+long a release waits for a platform none of whose workers is connected (`platform_timeout()`).
 farm.py's `_release` takes `notes_fields()` and `gitea_fields()`; each rule and its message live here.
 """
 
@@ -78,6 +79,8 @@ def gitea_fields(table: dict[str, Any], where: str, publisher: str) -> dict[str,
         raise SpecError(f"{where}.gitea_token_secret: empty; name the secret that holds the token "
                         "(default \"gitea-token\")")
     return {"gitea_url": url, "gitea_repo": repo, "gitea_token_secret": secret}
+
+
 def reproduce_count(table: dict[str, Any], where: str) -> int:
     """[release] reproduce: how many builds of each platform must be byte-identical (1 or 2)."""
     value = table.get("reproduce", 1)
@@ -85,3 +88,20 @@ def reproduce_count(table: dict[str, Any], where: str) -> int:
         raise SpecError(f"{where}.reproduce: must be 1 (one build per platform) or 2 (two builds that must be "
                         f"byte-identical before publishing), got {value!r}")
     return int(value)
+
+
+DEFAULT_PLATFORM_TIMEOUT_MINUTES = 60
+MAX_PLATFORM_TIMEOUT_MINUTES = 7 * 24 * 60
+
+
+def platform_timeout(table: dict[str, Any], where: str) -> float:
+    """[release] platform_timeout_minutes: how long a platform build may wait with none of its
+    workers connected before the release cancels it and fails (a fraction such as 0.5 is allowed)."""
+    value = table.get("platform_timeout_minutes", DEFAULT_PLATFORM_TIMEOUT_MINUTES)
+    if (not isinstance(value, (int, float)) or isinstance(value, bool)
+            or not 0 < value <= MAX_PLATFORM_TIMEOUT_MINUTES):
+        raise SpecError(f"{where}.platform_timeout_minutes: must be a number of minutes above 0 and at most "
+                        f"{MAX_PLATFORM_TIMEOUT_MINUTES} (a week), got {value!r}; it bounds how long a release "
+                        f"waits for a platform none of whose workers is connected (default "
+                        f"{DEFAULT_PLATFORM_TIMEOUT_MINUTES})")
+    return float(value)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 
@@ -13,6 +14,8 @@ def _value(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, int):
         return str(value)
+    if isinstance(value, float) and math.isfinite(value):
+        return repr(value)  # Python's shortest repr is valid TOML: 0.5, 1e-05
     if isinstance(value, str):
         return _string(value)
     if isinstance(value, (list, tuple)):

@@ -1,9 +1,8 @@
 #!/usr/bin/env python3
 """Gates after one platform's build: each binary's smoke command, then the size limit.
 
-Standard library only, Python 3.9+: the master downloads this file into the worker's build
-folder (.velofarm/gates.py) and runs it with the worker's own Python, in the checked-out source
-tree, after the build (preflight.py runs the checks before it). Also importable
+Standard library only, Python 3.9+: the master sends it to each worker in the tools bundle and
+runs it with the worker's own Python, in the checked-out source tree, after the build (preflight.py runs the checks before it). Also importable
 (`from velofarm.worker_tools import gates`).
 
     gates.py smoke JOB --tag TAG --bin-dir DIR
@@ -19,11 +18,13 @@ import re
 import subprocess
 import sys
 import tempfile
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 JOB_FORMAT = 1
+JOB_MEMBER = "job.json"  # inside the tools bundle
 SMOKE_TIMEOUT = 60  # seconds; a --version that takes longer is broken (Wine's first start fits)
 
 
@@ -43,11 +44,17 @@ class SmokeResult:
 
 
 def load_job(path: str | Path) -> dict[str, Any]:
-    """The job JSON the master wrote for this build; GateError if unreadable or of another format."""
+    """The job JSON the master wrote for this build, from a job.json or from the tools bundle that
+    carries one (velofarm/spec/toolbundle.py); GateError if unreadable or of another format."""
     path = Path(path)
     try:
-        job = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as bundle:
+                text = bundle.read(JOB_MEMBER).decode("utf-8")
+        else:
+            text = path.read_text(encoding="utf-8")
+        job = json.loads(text)
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
         raise GateError(f"job file {path} cannot be read ({exc}); re-run the build so the master "
                         "writes it again") from None
     if not isinstance(job, dict) or job.get("format") != JOB_FORMAT or "platform" not in job:

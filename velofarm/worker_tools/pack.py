@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
 """Archive and checksum one platform's staged release: deterministic archive -> .sha256.
 
-Standard library only, Python 3.9+: the master downloads this file into the worker's build
-folder (.velofarm/pack.py) and runs it with the worker's own Python, so a worker needs nothing
-but buildbot-worker and its toolchain. stage.py builds the folder it archives. Also importable (`from velofarm.worker_tools import pack`).
+Standard library only, Python 3.9+: the master sends it to each worker in the tools bundle and
+runs it with the worker's own Python, so a worker needs nothing but buildbot-worker and its
+toolchain. stage.py builds the folder it archives. A build runs only `archive`: its upload
+(transfer.py) hashes the archive in the same process. Also importable
+(`from velofarm.worker_tools import pack`).
 
     pack.py archive STAGEDIR --format tar.gz|zip --epoch N --out FILE [--executable REL ...]
     pack.py checksum FILE

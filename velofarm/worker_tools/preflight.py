@@ -1,15 +1,13 @@
 #!/usr/bin/env python3
-"""Checks before one platform's build: version vs tag, toolchain, build command and environment.
+"""Checks before one platform's build: version vs tag, toolchain, commit time, build environment.
 
-Standard library only, Python 3.9+: the master downloads this file into the worker's build
-folder (.velofarm/preflight.py) and runs it with the worker's own Python, in the checked-out
-source tree; gates.py runs the checks after the build (smoke, size). Also importable (`from velofarm.worker_tools import preflight`; `velofarm doctor` reuses
-check_toolchain, the master reuses build_argv and build_env).
+Standard library only, Python 3.9+: the master sends it to each worker in the tools bundle and
+runs it with the worker's own Python, in the checked-out source tree; gates.py runs the checks
+after the build (smoke, size). Also importable (`from velofarm.worker_tools import preflight`;
+`velofarm doctor` reuses check_toolchain, the master reuses build_env).
 
-    preflight.py version JOB --tag TAG
-    preflight.py toolchain JOB [--tag TAG]
-    preflight.py build-command JOB --tag TAG
-    preflight.py build-env JOB --tag TAG --epoch N
+    preflight.py check JOB --tag TAG        all four in one call: the build's preflight step
+    preflight.py toolchain JOB [--tag TAG]  the toolchain alone (a new worker's onboarding check)
 """
 
 from __future__ import annotations
@@ -24,6 +22,8 @@ import re
 import shutil
 import subprocess
 import sys
+import time
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -34,7 +34,9 @@ except ImportError:  # Python < 3.11: _regex_version reads the one field needed
     tomllib = None  # type: ignore[assignment]
 
 JOB_FORMAT = 1
+JOB_MEMBER = "job.json"  # inside the tools bundle
 DOCKER_TIMEOUT = 10
+PROPERTIES = "properties: "  # the line whose JSON the build step sets as properties
 RUSTC_TIMEOUT = 120  # rustup may install a rust-toolchain.toml toolchain on first use
 SEMVER_TAG = re.compile(
     r"^v(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
@@ -65,11 +67,17 @@ class Check:
 
 
 def load_job(path: str | Path) -> dict[str, Any]:
-    """The job JSON the master wrote for this build; PreflightError if unreadable or of another format."""
+    """The job JSON the master wrote for this build, from a job.json or from the tools bundle that
+    carries one (velofarm/spec/toolbundle.py); PreflightError if unreadable or of another format."""
     path = Path(path)
     try:
-        job = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as bundle:
+                text = bundle.read(JOB_MEMBER).decode("utf-8")
+        else:
+            text = path.read_text(encoding="utf-8")
+        job = json.loads(text)
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
         raise PreflightError(f"job file {path} cannot be read ({exc}); re-run the build so the master "
                              "writes it again") from None
     if not isinstance(job, dict) or job.get("format") != JOB_FORMAT or "platform" not in job:
@@ -176,7 +184,8 @@ def rustc_version(platform: dict[str, Any]) -> list[str]:
         return ["(rustc inside the cross image; see the builder image digest)"]
     rustc = (platform.get("env") or {}).get("RUSTC") or os.environ.get("RUSTC") or "rustc"
     try:
-        out = subprocess.run([rustc, "-vV"], capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+        out = subprocess.run([rustc, "-vV"], capture_output=True, text=True, timeout=RUSTC_TIMEOUT,
+                             stdin=subprocess.DEVNULL)
     except (OSError, subprocess.SubprocessError) as exc:
         return [f"(failed: {exc})"]
     return out.stdout.splitlines() if out.returncode == 0 else [f"(failed: exit {out.returncode})"]
@@ -234,16 +243,6 @@ def _container_engine(fix: str) -> Check:
 
 # -------------------------------------------------------------------------------------- build
 
-def build_argv(platform: dict[str, Any], manifest: str = "Cargo.toml") -> list[str]:
-    """The build command for this platform: cargo (or cross) build --release --locked ..."""
-    program = "cross" if platform.get("method") == "cross" else (platform.get("cargo") or "cargo")
-    argv = [program, "build", "--release", "--locked", "--no-default-features",
-            "--target", platform["target"]]
-    if PurePosixPath(manifest) != PurePosixPath("Cargo.toml"):
-        argv += ["--manifest-path", manifest]
-    return argv
-
-
 def _is_abs(path: str) -> bool:
     # The master computes worker paths, and a Linux master may serve a Windows worker.
     return posixpath.isabs(path) or ntpath.isabs(path)
@@ -282,83 +281,99 @@ def print_summary(text: str) -> None:
     print(f"summary: {text}", flush=True)
 
 
-def rust_version(platform: dict[str, Any]) -> str:
-    """'rustc 1.63.0' for the compiler cargo will run, or '' when it cannot say."""
-    rustc = (platform.get("env") or {}).get("RUSTC") or os.environ.get("RUSTC") or "rustc"
-    try:
-        out = subprocess.run([rustc, "--version"], check=False, stdin=subprocess.DEVNULL, capture_output=True,
-                             text=True, timeout=RUSTC_TIMEOUT).stdout.split()
-    except (OSError, subprocess.TimeoutExpired):
-        return ""
-    return " ".join(out[:2]) if len(out) >= 2 else ""
-
-
-def toolchain_summary(platform: dict[str, Any], checks: list[Check]) -> str:
-    """'toolchain ok (rustc 1.63.0, x86_64-w64-mingw32-gcc, wine64)' or 'missing linker x (fix: ...)'."""
+def toolchain_summary(platform: dict[str, Any], checks: list[Check], rustc_vv: list[str] | None = None) -> str:
+    """'toolchain ok (rustc 1.63.0, x86_64-w64-mingw32-gcc, wine64)' or 'missing linker x (fix: ...)';
+    the compiler's name and version come from `rustc_vv` (rustc_version's lines)."""
     missing = [c for c in checks if not c.ok]
     if missing:
         first = missing[0]
         more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
         return f"missing {first.name} {first.program or first.detail}{more} (fix: {first.fix})"
     tools = [os.path.basename(c.program) for c in checks if c.program and c.name not in ("cargo", "rustc")]
-    compiler = rust_version(platform) if platform.get("method") != "cross" else "cross"
+    named = rustc_vv[0].split()[:2] if rustc_vv and rustc_vv[0].startswith("rustc ") else []
+    compiler = "cross" if platform.get("method") == "cross" else " ".join(named)
     return f"toolchain ok ({', '.join(part for part in [compiler, *tools] if part)})"
 
 
-def _cmd_version(args: argparse.Namespace) -> int:
-    job = load_job(args.job)
-    version = check_version(job, args.tag, Path.cwd())
-    print(f"ok: tag {args.tag} matches {job.get('manifest') or 'Cargo.toml'} version {version} "
+def _report_version(job: dict[str, Any], tag: str) -> str:
+    version = check_version(job, tag, Path.cwd())
+    print(f"ok: tag {tag} matches {job.get('manifest') or 'Cargo.toml'} version {version} "
           f"(platform {job['platform']['name']})")
-    print_summary(f"version {version} = tag {args.tag}")
-    return 0
+    return f"version {version} = tag {tag}"
 
 
-def _cmd_toolchain(args: argparse.Namespace) -> int:
-    job = load_job(args.job)
+def _report_toolchain(job: dict[str, Any], tag: str | None) -> str:
+    """Print each check; PreflightError (after the summary naming the first gap) when one is missing."""
     platform = job["platform"]
     print(f"toolchain for platform {platform['name']} (target {platform['target']}, method "
           f"{platform.get('method', 'cargo')}) on {host.node()}:")
     checks = check_toolchain(platform, bool(job.get("needs_protoc")))
     for check in checks:
         print(check.line())
-    print_summary(toolchain_summary(platform, checks))
     missing = [c.name for c in checks if not c.ok]
     if missing:
-        tag = f"tag {args.tag}, " if args.tag else ""
-        raise PreflightError(f"{tag}platform {platform['name']}: worker {host.node()} lacks "
-                             f"{', '.join(missing)}; run the fix commands above on it, then rebuild")
+        print_summary(toolchain_summary(platform, checks))
+        raise PreflightError(f"{f'tag {tag}, ' if tag else ''}platform {platform['name']}: worker {host.node()} "
+                             f"lacks {', '.join(missing)}; run the fix commands above on it, then rebuild")
     # The master records this output as the worker's toolchain for the release's provenance.
-    for line in rustc_version(platform):
+    rustc_vv = rustc_version(platform)
+    for line in rustc_vv:
         print(f"rustc -vV: {line}")
+    return toolchain_summary(platform, checks, rustc_vv)
+
+
+def commit_time(source_dir: str | Path, tag: str) -> int:
+    """The checked-out commit's committer time (git log -1 --format=%ct): the build's SOURCE_DATE_EPOCH."""
+    try:
+        done = subprocess.run(["git", "log", "-1", "--format=%ct", "HEAD"], cwd=source_dir, capture_output=True,
+                              text=True, stdin=subprocess.DEVNULL, timeout=60, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise PreflightError(f"tag {tag}: git log in {source_dir} failed ({exc}); put git on the worker's "
+                             "PATH (the checkout step uses it too)") from None
+    if done.returncode != 0 or not done.stdout.strip().isdigit():
+        why = (done.stderr.strip().splitlines() or [f"exit {done.returncode}"])[-1]
+        raise PreflightError(f"tag {tag}: {source_dir} has no readable commit time ({why}); check the "
+                             "checkout step")
+    return int(done.stdout.strip())
+
+
+def _cmd_toolchain(args: argparse.Namespace) -> int:
+    print_summary(_report_toolchain(load_job(args.job), args.tag))
     return 0
 
 
-def _cmd_build_command(args: argparse.Namespace) -> int:
+def _cmd_check(args: argparse.Namespace) -> int:
+    """The build's one preflight call: version, toolchain, commit time, build environment; the last
+    two as a `properties:` line the master's step sets as build properties."""
     job = load_job(args.job)
-    print(json.dumps(build_argv(job["platform"], job.get("manifest") or "Cargo.toml")))
-    return 0
-
-
-def _cmd_build_env(args: argparse.Namespace) -> int:
-    job = load_job(args.job)
-    print(json.dumps(build_env(job["platform"], Path.cwd(), args.epoch), sort_keys=True))
+    print("== version")
+    outcomes = [_report_version(job, args.tag)]
+    print("== toolchain")
+    outcomes.append(_report_toolchain(job, None))  # its error reads as `velofarm doctor`'s, word for word
+    print("== commit time")
+    epoch = commit_time(Path.cwd(), args.tag)
+    when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
+    print(f"SOURCE_DATE_EPOCH {epoch} ({when}): the checked-out commit's time")
+    outcomes.append(f"commit time {when}")
+    print("== build environment")
+    env = build_env(job["platform"], Path.cwd(), epoch)
+    for name, value in sorted(env.items()):
+        print(f"{name}={value!r}")
+    outcomes.append(f"build env ({len(env)} variables)")
+    print(PROPERTIES + json.dumps({"source_date_epoch": epoch, "build_env": env}, sort_keys=True))
+    print_summary("; ".join(outcomes))
     return 0
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="preflight.py", description=(__doc__ or "").split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    commands = [("version", _cmd_version, "check the manifest's version against the tag", True),
-                ("toolchain", _cmd_toolchain, "check this machine has what the build needs", False),
-                ("build-command", _cmd_build_command, "print the build argv as JSON", True),
-                ("build-env", _cmd_build_env, "print the build environment as JSON", True)]
+    commands = [("check", _cmd_check, "every check before the build, and its environment", True),
+                ("toolchain", _cmd_toolchain, "check this machine has what the build needs", False)]
     for name, func, text, tag_required in commands:
         p = sub.add_parser(name, help=text)
-        p.add_argument("job")
+        p.add_argument("job", help="the job.json, or the tools bundle that carries it")
         p.add_argument("--tag", required=tag_required)
-        if name == "build-env":
-            p.add_argument("--epoch", required=True, type=int)
         p.set_defaults(func=func)
     return parser
 

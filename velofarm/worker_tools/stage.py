@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
 """Stage one platform's release: the built binaries and every ship entry into OUT/NAME/.
 
-Standard library only, Python 3.9+: the master downloads this file into the worker's build
-folder (.velofarm/stage.py) and runs it with the worker's own Python, in the checked-out source
-tree; pack.py then archives the folder. Also importable (`from velofarm.worker_tools import stage`).
+Standard library only, Python 3.9+: the master sends it to each worker in the tools bundle and
+runs it with the worker's own Python, in the checked-out source tree; pack.py then archives the
+folder. Also importable (`from velofarm.worker_tools import stage`).
 
-    stage.py JOB --tag TAG --name NAME --src DIR --bin-dir DIR --out DIR
+    stage.py JOB --tag TAG --name NAME --src DIR --bin-dir DIR --out DIR [--clean]
 """
 
 from __future__ import annotations
@@ -16,10 +16,12 @@ import os
 import re
 import shutil
 import sys
+import zipfile
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 JOB_FORMAT = 1
+JOB_MEMBER = "job.json"  # inside the tools bundle
 # Project, tag and target become the stage folder's name: no separators, no '..' tricks.
 SAFE_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*\Z", re.ASCII)
 
@@ -31,11 +33,17 @@ class StageError(Exception):
 # ---------------------------------------------------------------------------------------- job
 
 def load_job(path: str | Path) -> dict[str, Any]:
-    """The job JSON the master wrote for this build; StageError if unreadable or of another format."""
+    """The job JSON the master wrote for this build, from a job.json or from the tools bundle that
+    carries one (velofarm/spec/toolbundle.py); StageError if unreadable or of another format."""
     path = Path(path)
     try:
-        job = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as bundle:
+                text = bundle.read(JOB_MEMBER).decode("utf-8")
+        else:
+            text = path.read_text(encoding="utf-8")
+        job = json.loads(text)
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
         raise StageError(f"job file {path} cannot be read ({exc}); re-run the build so the master "
                          "writes it again") from None
     if not isinstance(job, dict) or job.get("format") != JOB_FORMAT:
@@ -50,14 +58,15 @@ def load_job(path: str | Path) -> dict[str, Any]:
 # -------------------------------------------------------------------------------------- stage
 
 def stage(job: dict[str, Any], tag: str, src: str | Path, bin_dir: str | Path,
-          out: str | Path, name: str) -> Path:
+          out: str | Path, name: str, clean: bool = False) -> Path:
     """Create OUT/NAME/ holding the binaries and every ship entry.
 
     NAME (`<project>-<tag>-<target>`) comes from the master (velofarm.spec.job.stage_name), the
     one place an archive is named.
 
     Built in a temporary sibling and renamed at the end, so a failure leaves nothing behind.
-    A previous stage folder of the same name is removed first (the step is re-runnable).
+    A previous stage folder of the same name is removed first (the step is re-runnable); with
+    `clean`, everything else in OUT too (earlier builds' archives), never the sources or binaries.
     """
     platform = job["platform"]
     ctx = f"tag {tag}, platform {platform['name']}"
@@ -68,8 +77,11 @@ def stage(job: dict[str, Any], tag: str, src: str | Path, bin_dir: str | Path,
     src, bin_dir, out = Path(src).resolve(), Path(bin_dir).resolve(), Path(out).resolve()
     if not src.is_dir():
         raise StageError(f"{ctx}: source tree {src} is not a folder; check the checkout step")
+    if clean and any(out == p or out in p.parents for p in (src, bin_dir)):
+        raise StageError(f"{ctx}: --clean would empty {out}, which holds the source tree or the binaries; "
+                         "stage into a folder of its own")
     out.mkdir(parents=True, exist_ok=True)
-    _remove_leftovers(out, name)
+    _remove_leftovers(out, name, clean)
     tmp = out / f".{name}.tmp-{os.getpid()}"
     try:
         tmp.mkdir()
@@ -84,9 +96,9 @@ def stage(job: dict[str, Any], tag: str, src: str | Path, bin_dir: str | Path,
     return final
 
 
-def _remove_leftovers(out: Path, name: str) -> None:
+def _remove_leftovers(out: Path, name: str, everything: bool) -> None:
     # A previous run's stage, or a crashed run's temporary folder, must not mix into this one.
-    for old in [out / name, *out.glob(f".{name}.tmp-*")]:
+    for old in list(out.iterdir()) if everything else [out / name, *out.glob(f".{name}.tmp-*")]:
         if old.is_dir() and not old.is_symlink():
             shutil.rmtree(old)
         elif os.path.lexists(old):
@@ -210,7 +222,7 @@ def _tree_stats(path: Path) -> tuple[int, int]:
 
 def _run(args: argparse.Namespace) -> int:
     job = load_job(args.job)
-    folder = stage(job, args.tag, args.src, args.bin_dir, args.out, args.name)
+    folder = stage(job, args.tag, args.src, args.bin_dir, args.out, args.name, args.clean)
     print(f"staged {folder} (tag {args.tag}, platform {job['platform']['name']})")
     suffix = job["platform"].get("exe_suffix") or ""
     files = total = 0
@@ -231,6 +243,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--src", required=True)
     parser.add_argument("--bin-dir", required=True)
     parser.add_argument("--out", required=True)
+    parser.add_argument("--clean", action="store_true", help="empty OUT first (earlier builds' archives)")
     return parser
 
 

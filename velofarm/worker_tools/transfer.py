@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Send a release archive to the master's upload receiver: streamed, checked, resumable.
 
-Standard library only, Python 3.9+: the master downloads this file to each worker as
-../tools/transfer.py (next to pack.py) and runs it with the worker's own Python.
+Standard library only, Python 3.9+: the master sends it to each worker in the tools bundle
+(../tools/velofarm-tools.pyz) and runs it with the worker's own Python; the build's upload step
+gives no ARCHIVE.sha256, so this one process hashes the archive and sends it.
 
     transfer.py upload --url URL --token-file FILE|- ARCHIVE [ARCHIVE.sha256]
 
@@ -146,6 +147,8 @@ def ask_offset(conn: http.client.HTTPConnection, ep: Endpoint, name: str,
 
 def send_body(conn: http.client.HTTPConnection, path: str, offset: int, count: int) -> None:
     sock = conn.sock
+    if count <= 0:  # everything arrived but the receipt was lost: an empty resume (sendfile refuses 0)
+        return
     with open(path, "rb") as fh:
         if not isinstance(conn, http.client.HTTPSConnection):
             sock.sendfile(fh, offset, count)  # zero-copy; falls back to send() where unsupported
@@ -249,6 +252,8 @@ def main(argv: list[str] | None = None) -> int:
         if not os.path.isfile(args.archive):
             raise TransferError(f"{args.archive}: no such file; the archive step should have written it")
         digest = expected_sha256(args.archive, args.sums)
+        # The hash this upload sends (Repr-Digest), as a sha256sum line: the log shows what the worker computed.
+        print(f"{digest}  {os.path.basename(args.archive)}", flush=True)
         if args.ca_file and not os.path.isfile(args.ca_file):
             raise TransferError(f"{args.ca_file}: no such CA file; copy the farm's CA here (bootstrap --ca-file)")
         receipt = upload_file(args.url, token, args.archive, digest, emit=lambda m: print(m, file=sys.stderr),

@@ -46,7 +46,7 @@ function Invoke-Checked([string]$Exe, [string[]]$Arguments) {
 }
 
 # What each platform build needs here: the same check (and fix commands) as the build's
-# "toolchain check" step, from the same preflight.py.
+# "preflight" step (its toolchain part), from the same preflight.py.
 function Test-Toolchain([string]$Py) {
     $ok = $true
     foreach ($Platform in $Platforms) {

@@ -52,7 +52,7 @@ while [ $# -gt 0 ]; do
 done
 
 # What each platform build needs here: the same check (and fix commands) as the build's
-# "toolchain check" step, from the same preflight.py.
+# "preflight" step (its toolchain part), from the same preflight.py.
 doctor() {
     local python="$1" missing=0 p
     for p in "${PLATFORMS[@]}"; do
