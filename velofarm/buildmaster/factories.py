@@ -100,6 +100,7 @@ def platform_factory(spec: Spec, platform: Platform, artifacts_root: Path, again
                     sets=("source_date_epoch", "build_env")))
     f.addStep(steps.ShellCommand(name="cargo build", command=build_argv(platform.to_json(), spec.project.manifest),
                                  env=build_env(platform, again), haltOnFailure=True, workdir="build", **NO_ENV_LOG,
+                                 maxTime=max(1, round(spec.release.build_timeout_minutes * 60)),
                                  description=["building", platform.target],
                                  descriptionDone=[f"built {platform.target} ({platform.method}, release)"]))
     f.addStep(_tool(platform, "smoke test", "gates", "smoke", JOB, "--tag", TAG, "--bin-dir", bin_dir(platform, again)))

@@ -15,8 +15,10 @@ from velofarm.spec.master import MasterSettings, parse_master
 from velofarm.spec.platforms import Platform, build_platform, catalogue_data, suggest, worker_os
 from velofarm.spec.registry import read_registry
 from velofarm.spec.release_fields import (
+    DEFAULT_BUILD_TIMEOUT_MINUTES,
     DEFAULT_PLATFORM_TIMEOUT_MINUTES,
     GiteaFields,
+    build_timeout,
     gitea_fields,
     notes_fields,
     platform_timeout,
@@ -70,6 +72,8 @@ class ReleaseSettings(GiteaFields):  # gitea_url, gitea_repo, gitea_token_secret
     reproduce: int = 1  # builds per platform that must agree byte for byte before publishing
     # how long a platform build may wait with none of its workers connected (release_fields)
     platform_timeout_minutes: float = DEFAULT_PLATFORM_TIMEOUT_MINUTES
+    # the longest a platform's cargo build may run, output or not (release_fields)
+    build_timeout_minutes: float = DEFAULT_BUILD_TIMEOUT_MINUTES
 
 
 @dataclass(frozen=True)
@@ -337,6 +341,7 @@ def _release(table: Any, where: str) -> ReleaseSettings:
         raise SpecError(f"{where}.github_repo: set it to OWNER/NAME when publisher = \"github\"")
     return ReleaseSettings(tag_pattern=pattern, publisher=publisher, reproduce=reproduce_count(table, where),
                            platform_timeout_minutes=platform_timeout(table, where),
+                           build_timeout_minutes=build_timeout(table, where),
                            directory=str(table.get("directory", "releases")), github_repo=str(repo),
                            github_api_url=str(table.get("github_api_url", "https://api.github.com")).rstrip("/"),
                            github_token_secret=str(table.get("github_token_secret", "github-token")),

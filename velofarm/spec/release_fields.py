@@ -1,7 +1,8 @@
 """Checks for the [release] fields the notes depend on (where assets are linked to, where the
 changelog comes from), for the Gitea/Forgejo publisher's (`gitea_url`, `gitea_repo`,
 `gitea_token_secret`), how many builds of each platform must agree (`reproduce_count()`) and how
-long a release waits for a platform none of whose workers is connected (`platform_timeout()`).
+long a release waits for a platform none of whose workers is connected (`platform_timeout()`) and
+how long a platform's cargo build may run (`build_timeout()`).
 farm.py's `_release` takes `notes_fields()` and `gitea_fields()`; each rule and its message live here.
 """
 
@@ -91,17 +92,28 @@ def reproduce_count(table: dict[str, Any], where: str) -> int:
 
 
 DEFAULT_PLATFORM_TIMEOUT_MINUTES = 60
-MAX_PLATFORM_TIMEOUT_MINUTES = 7 * 24 * 60
+DEFAULT_BUILD_TIMEOUT_MINUTES = 180
+MAX_TIMEOUT_MINUTES = 7 * 24 * 60
+
+
+def _minutes(table: dict[str, Any], where: str, name: str, default: float, bounds: str) -> float:
+    value = table.get(name, default)
+    if (not isinstance(value, (int, float)) or isinstance(value, bool)
+            or not 0 < value <= MAX_TIMEOUT_MINUTES):
+        raise SpecError(f"{where}.{name}: must be a number of minutes above 0 and at most "
+                        f"{MAX_TIMEOUT_MINUTES} (a week), got {value!r}; it bounds {bounds} (default {default})")
+    return float(value)
 
 
 def platform_timeout(table: dict[str, Any], where: str) -> float:
     """[release] platform_timeout_minutes: how long a platform build may wait with none of its
     workers connected before the release cancels it and fails (a fraction such as 0.5 is allowed)."""
-    value = table.get("platform_timeout_minutes", DEFAULT_PLATFORM_TIMEOUT_MINUTES)
-    if (not isinstance(value, (int, float)) or isinstance(value, bool)
-            or not 0 < value <= MAX_PLATFORM_TIMEOUT_MINUTES):
-        raise SpecError(f"{where}.platform_timeout_minutes: must be a number of minutes above 0 and at most "
-                        f"{MAX_PLATFORM_TIMEOUT_MINUTES} (a week), got {value!r}; it bounds how long a release "
-                        f"waits for a platform none of whose workers is connected (default "
-                        f"{DEFAULT_PLATFORM_TIMEOUT_MINUTES})")
-    return float(value)
+    return _minutes(table, where, "platform_timeout_minutes", DEFAULT_PLATFORM_TIMEOUT_MINUTES,
+                    "how long a release waits for a platform none of whose workers is connected")
+
+
+def build_timeout(table: dict[str, Any], where: str) -> float:
+    """[release] build_timeout_minutes: the longest a platform's cargo build may run, output or not
+    (Buildbot's own limit only ends a command silent for 20 minutes)."""
+    return _minutes(table, where, "build_timeout_minutes", DEFAULT_BUILD_TIMEOUT_MINUTES,
+                    "how long a platform's cargo build may run before it is stopped and fails")
