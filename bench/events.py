@@ -15,8 +15,10 @@ from buildbot.util.service import BuildbotService
 from twisted.internet import defer
 
 TOPICS = [("changes", None, "new"), ("buildsets", None, "new"), ("buildsets", None, "complete"),
-          ("builds", None, None), ("steps", None, None)]
-FIELDS = ("buildid", "builderid", "number", "name", "stepid", "bsid", "changeid", "results", "branch")
+          ("buildrequests", None, "new"), ("builds", None, None), ("steps", None, None),
+          ("workers", None, None)]
+FIELDS = ("buildid", "builderid", "number", "name", "stepid", "bsid", "changeid", "results", "branch",
+          "buildrequestid", "workerid")
 
 
 class EventRecorder(BuildbotService):

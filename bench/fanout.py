@@ -14,11 +14,12 @@ from typing import Any
 from bench.events import read_events
 from bench.lab import Lab
 from bench.procs import api, force, prop, wait_build
+from bench.stats import repeat
 
 
 def fan_once(lab: Lab, kind: str, tag: str, children: int) -> dict[str, float]:
     brid = force(lab.www_port, "force", f"fan-parent-{kind}", tag=tag)
-    parent = wait_build(lab.www_port, brid, timeout=120)
+    parent = wait_build(lab.www_port, brid, timeout=120, events=lab.root / "master" / "events.jsonl")
     created = {e["buildid"]: e["t"] for e in read_events(str(lab.root / "master" / "events.jsonl"))
                if e["key"][0] == "builds" and e["key"][-1] == "new"}
     starts, steps, ends = [], [], []
@@ -36,19 +37,19 @@ def fan_once(lab: Lab, kind: str, tag: str, children: int) -> dict[str, float]:
             "added": (p1 - p0) - (max(ends) - min(steps))}
 
 
-def measure(lab: Lab, reps: int, children: int, emit: Any) -> dict[str, Any]:
-    """Medians over `reps` runs of each coordinator, alternating so that load drifts hit both alike."""
+def measure(lab: Lab, reps: int, children: int, emit: Any, deadline: float) -> dict[str, Any]:
+    """Medians over up to `reps` runs of each coordinator (as many as fit before `deadline`),
+    alternating so that load drifts hit both alike; `<kind>_all` keeps every run."""
     kinds = ("velofarm", "plain")
     for kind in kinds:
         fan_once(lab, kind, f"warm-{kind}", children)  # warm-up
-    runs: dict[str, list[dict[str, float]]] = {kind: [] for kind in kinds}
-    for i in range(reps):
-        for kind in kinds:
-            runs[kind].append(fan_once(lab, kind, f"f-{kind}-{i}", children))
+    done = repeat(lambda i: {kind: fan_once(lab, kind, f"f-{kind}-{i}", children) for kind in kinds}, reps, deadline)
+    runs = {kind: [d[kind] for d in done] for kind in kinds}
     out: dict[str, Any] = {}
     for kind in kinds:
         med = {k: statistics.median(r[k] for r in runs[kind]) for k in runs[kind][0]}
         out[kind] = med
+        out[f"{kind}_all"] = runs[kind]
         emit(f"  {kind}: children start {med['spread']:.3f} s apart (first steps "
              f"{med['first_step_spread']:.3f} s), the first {med['first']:.3f} s after the trigger; "
              f"the coordinator resumes {med['continue']:.3f} s after the last ends")

@@ -3,6 +3,7 @@ master memory. Every process is started here and stopped by its own pid at the e
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import signal
@@ -14,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from bench.events import read_events
 from velofarm.cli.masterdir import TAC, buildbot_command
 from velofarm.onboard.workertac import WORKER_CMD
 
@@ -103,7 +105,7 @@ def api(www_port: int, path: str, body: dict[str, Any] | None = None) -> Any:
     try:
         with urllib.request.urlopen(req, timeout=30) as resp:
             return json.load(resp)
-    except (OSError, ValueError):
+    except (OSError, ValueError, http.client.HTTPException):  # refused, reset, or an answer cut short
         if body is not None:
             raise
         return None
@@ -119,13 +121,18 @@ def force(www_port: int, scheduler: str, builder: str, **props: Any) -> int:
     return int(next(iter(reply["result"][1].values())))
 
 
-def wait_build(www_port: int, brid: int, timeout: float = 300) -> dict[str, Any]:
-    """The finished build of a request, with its properties."""
+def wait_build(www_port: int, brid: int, timeout: float = 300, events: Path | None = None) -> dict[str, Any]:
+    """The finished build of a request, with its properties. With the master's EventRecorder file,
+    waits by reading it rather than by polling the master (whose load is part of what is measured)."""
+    if events is not None:
+        wait_for(lambda: any(e["key"][0] == "builds" and e["key"][-1] == "finished" and e.get("buildrequestid") == brid
+                             for e in read_events(str(events))), timeout, f"build request {brid}", every=0.05)
+
     def done() -> dict[str, Any] | None:
         found = api(www_port, f"builds?buildrequestid={brid}&property=*") or {"builds": []}
         builds = [b for b in found["builds"] if b["complete"]]
         return builds[-1] if builds else None
-    build: dict[str, Any] = wait_for(done, timeout, f"build request {brid}", every=0.05)
+    build: dict[str, Any] = wait_for(done, timeout, f"build request {brid}", every=0.05 if events is None else 0.2)
     if build["results"] != 0:
         raise RuntimeError(f"build request {brid} ended with result {build['results']}: "
                            f"{build['state_string']}")

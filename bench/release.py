@@ -1,10 +1,12 @@
-"""Tag to release on the real velofarm config, and warm vs cold rebuilds of one platform.
+"""Tag to release, reproduce = 2 against reproduce = 1, and warm vs cold rebuilds of one platform.
 
-A local farm (velofarm.cli.localfarm: master, one real worker a host platform, a git remote whose
-hook notifies the master) releases the example project. The master's config is velofarm's own,
-plus two bench-only additions: EventRecorder (millisecond event times) and a force scheduler to
-rebuild one platform alone. Baseline: the same cargo command run directly, both platforms at once
-as the farm runs them, cold like the farm's first build.
+Two local farms on velofarm's own config (bench.farms), linux-x86_64 and windows-x86_64-gnu, two
+real workers per platform: one with `[release] reproduce = 1`, one with `reproduce = 2`. Each
+repetition bumps the example's version, tags it, and releases it on both farms, one after the
+other. Baseline for the tag-to-release overhead: the same cargo command (spec.job.build_argv +
+build_env) run directly on a clone of the tag, both platforms at once as the farm runs them, cold
+(the example has no dependencies, so a new version compiles everything in the farm too), right
+before and right after the reproduce = 1 release; their mean is that repetition's baseline.
 """
 
 from __future__ import annotations
@@ -14,48 +16,31 @@ import shutil
 import subprocess
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from bench.events import EventRecorder, read_events
-from bench.procs import Procs, api, connected_workers, force, start_master, start_worker, wait_build, wait_for
-from velofarm.cli.localfarm import LocalFarm, git, write_farm
-from velofarm.cli.masterdir import create_master
+from bench.farms import REBUILT, Timeline, builds_of_tag, bump, new_farm, push_tags, release_of, start_farm
+from bench.procs import Procs, force, wait_build
+from bench.stats import repeat
+from velofarm.artifacts.store import build_dir
+from velofarm.cli.localfarm import LocalFarm, git
 from velofarm.spec.farm import load_spec
 from velofarm.spec.job import archive_name, build_argv
 from velofarm.worker_tools import preflight
 
-REPO = Path(__file__).resolve().parent.parent
 PLATFORMS = ["linux-x86_64", "windows-x86_64-gnu"]
-REBUILT = "linux-x86_64"
-TAG = "v0.1.0"
-MASTER_CFG = '''from velofarm.buildmaster.config import load_master_config
-from bench.release import bench_extras
-BuildmasterConfig = load_master_config(basedir, {spec!r})  # noqa: F821 (Buildbot provides basedir)
-bench_extras(BuildmasterConfig, basedir)  # noqa: F821
-'''
+RELEASE_REPS, REBUILD_REPS = 3, 3
 
 
-def bench_extras(c: dict[str, Any], basedir: str) -> None:
-    """Called from the bench farm's master.cfg: observe events; rebuild one platform on demand
-    (the bench drives it through the REST API without signing in, hence the open authz)."""
-    from buildbot.plugins import schedulers, util
-    c["services"].append(EventRecorder(path=os.path.join(basedir, "events.jsonl")))
-    c["www"].pop("auth", None)
-    c["www"]["authz"] = util.Authz()
-    c["schedulers"].append(schedulers.ForceScheduler(
-        name="bench-rebuild", builderNames=[f"build-{REBUILT}"],
-        properties=[util.StringParameter(name="tag"), util.StringParameter(name="tag_commit")]))
-
-
-def direct_builds(farm: LocalFarm, root: Path) -> dict[str, float]:
-    """Each platform's cargo command run directly on the tag, all at once, cold: wall seconds."""
+def direct_builds(farm: LocalFarm, root: Path, tag: str) -> dict[str, float]:
+    """Each platform's cargo command run directly on a fresh clone of the tag, all at once: wall seconds."""
     spec = load_spec(farm.spec_path)
     times: dict[str, float] = {}
 
     def one(name: str) -> None:
-        work = root / "direct" / name
-        git("clone", "-q", "--branch", TAG, str(farm.src), str(work / "src"))
+        work = root / f"direct-{tag}-{time.monotonic_ns()}" / name
+        git("clone", "-q", "--branch", tag, str(farm.src), str(work / "src"))
         epoch = int(git("log", "-1", "--format=%ct", cwd=work / "src"))
         platform = spec.platforms[name].to_json()
         env = {**os.environ, **preflight.build_env(platform, work / "src", epoch),
@@ -64,6 +49,7 @@ def direct_builds(farm: LocalFarm, root: Path) -> dict[str, float]:
         subprocess.run(build_argv(platform), cwd=work / "src", env=env, check=True,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         times[name] = time.monotonic() - start
+        shutil.rmtree(work.parent, ignore_errors=True)
 
     threads = [threading.Thread(target=one, args=(name,)) for name in PLATFORMS]
     for t in threads:
@@ -71,114 +57,104 @@ def direct_builds(farm: LocalFarm, root: Path) -> dict[str, float]:
     for t in threads:
         t.join()
     if len(times) != len(PLATFORMS):
-        raise RuntimeError("a direct cargo build failed; run it by hand in the bench folder to see why")
+        raise RuntimeError(f"a direct cargo build of {tag} failed; run it by hand in {root} to see why")
     return times
 
 
-def start_farm(root: Path, procs: Procs) -> LocalFarm:
-    farm = write_farm(root / "farm", REPO / "farm.toml", PLATFORMS)
-    farm.init_repo()
-    git("tag", TAG, cwd=farm.src)  # local only: pushing it is what starts the release
-    create_master(farm.master_dir, farm.spec_path)
-    (farm.master_dir / "master.cfg").write_text(MASTER_CFG.format(spec=str(farm.spec_path)), encoding="utf-8")
-    start_master(procs, farm.master_dir, farm.www_port)
-    for name in farm.workers:
-        farm.create_worker(name)
-        start_worker(procs, farm.worker_dir(name))
-    wait_for(lambda: connected_workers(farm.www_port) >= set(farm.workers), 120, "the farm's workers")
-    return farm
-
-
-class Timeline:
-    """Event times of one farm, addressed by builder and step name."""
-
-    def __init__(self, farm: LocalFarm) -> None:
-        builders = api(farm.www_port, "builders")["builders"]
-        self.builder_of = {b["builderid"]: b["name"] for b in builders}
-        self.events = read_events(str(farm.master_dir / "events.jsonl"))
-        self.build_builder: dict[int, str] = {}
-        for e in self.events:
-            if e["key"][0] == "builds" and "builderid" in e:
-                self.build_builder[e["buildid"]] = self.builder_of.get(e["builderid"], "?")
-
-    def first(self, key0: str, event: str, **match: Any) -> float:
-        for e in self.events:
-            if e["key"][0] == key0 and e["key"][-1] == event and all(e.get(k) == v for k, v in match.items()):
-                return float(e["t"])
-        raise KeyError(f"no {key0} {event} event matching {match}")
-
-    def builds(self, builder: str) -> list[int]:
-        return sorted({b for b, name in self.build_builder.items() if name == builder})
-
-    def build_span(self, buildid: int) -> tuple[float, float]:
-        return self.first("builds", "new", buildid=buildid), self.first("builds", "finished", buildid=buildid)
-
-    def step(self, buildid: int, name: str) -> tuple[float, float]:
-        return (self.first("steps", "started", buildid=buildid, name=name),
-                self.first("steps", "finished", buildid=buildid, name=name))
-
-
-def breakdown(tl: Timeline, pushed: float) -> dict[str, Any]:
-    """Seconds from the tag push to each phase of the release (see BENCHMARKS.md)."""
-    release = tl.builds("release")[0]
+def breakdown(farm: LocalFarm, tag: str, pushed: float) -> dict[str, Any]:
+    """Seconds from the tag push to each part of one release, from the farm's event times."""
+    tl = Timeline(farm)
+    release = release_of(farm, tag)["buildid"]
     r0, r1 = tl.build_span(release)
-    out: dict[str, Any] = {"change_at_master": tl.first("changes", "new") - pushed,
-                           "release_starts": r0 - pushed}
-    platforms = {}
+    change = next((float(e["t"]) for e in tl.events if e["key"][0] == "changes" and e["key"][-1] == "new"
+                   and float(e["t"]) >= pushed), r0)
+    platforms: dict[str, Any] = {}
     for name in PLATFORMS:
-        bid = tl.builds(f"build-{name}")[0]
-        b0, b1 = tl.build_span(bid)
-        cargo, store = tl.step(bid, "cargo build"), tl.step(bid, "store artifact")
-        checks, pack = (tl.step(bid, "smoke test")[0], tl.step(bid, "size gate")[1]), \
-            (tl.step(bid, "stage")[0], tl.step(bid, "archive")[1])
-        platforms[name] = {"starts": b0 - pushed, "prepare": cargo[0] - b0, "cargo": cargo[1] - cargo[0],
-                           "smoke_and_size": checks[1] - checks[0], "pack": pack[1] - pack[0],
-                           "transfer": store[1] - store[0], "ends": b1 - pushed, "build": b1 - b0}
-    out["platforms"] = platforms
-    trigger, verify, publish = (tl.step(release, n)
-                                for n in ("build platforms", "verify and assemble", "publish"))
-    out.update({"coordinator_resumes": trigger[1] - max(p["ends"] for p in platforms.values()) - pushed,
-                "verify_and_assemble": verify[1] - verify[0], "publish": publish[1] - publish[0],
-                "total": r1 - pushed})
-    return out
+        for build in builds_of_tag(farm, f"build-{name}", tag)[:1]:
+            b0, b1 = tl.build_span(build["buildid"])
+            steps = tl.steps(build["buildid"])
+            platforms[name] = {"starts": b0 - pushed, "ends": b1 - pushed, "build": b1 - b0,
+                               "steps": [[n, round(t1 - t0, 3)] for n, t0, t1 in steps],
+                               "between_steps": (b1 - b0) - sum(t1 - t0 for _, t0, t1 in steps)}
+    coordinator = tl.steps(release)
+    publish = tl.step(release, "publish")
+    published = publish[1] if publish else r1
+    last_end = max((p["ends"] for p in platforms.values()), default=0.0)
+    trigger = tl.step(release, "build platforms")
+    return {"change_at_master": change - pushed, "release_starts": r0 - pushed, "platforms": platforms,
+            "coordinator_resumes": (trigger[1] - pushed - last_end) if trigger else None,
+            "coordinator_steps": [[n, round(t1 - t0, 3)] for n, t0, t1 in coordinator if t1 - t0 >= 0.005],
+            "total": published - pushed}
 
 
-def rebuild(farm: LocalFarm, commit: str) -> tuple[float, float, bytes]:
-    """Force one platform's rebuild of the tag: build seconds, cargo step seconds, archive bytes."""
-    brid = force(farm.www_port, "bench-rebuild", f"build-{REBUILT}", tag=TAG, tag_commit=commit)
-    build = wait_build(farm.www_port, brid, timeout=300)
-    timeline = Timeline(farm)
-    b0, b1 = timeline.build_span(build["buildid"])
-    c0, c1 = timeline.step(build["buildid"], "cargo build")
-    return b1 - b0, c1 - c0, stored_archive(farm)
+def release_once(farm: LocalFarm, tag: str) -> dict[str, Any]:
+    pushed = push_tags(farm, tag)
+    release_of(farm, tag, since=pushed, timeout=900)
+    return breakdown(farm, tag, pushed)
 
 
-def stored_archive(farm: LocalFarm) -> bytes:
+def rebuild(farm: LocalFarm, tag: str, commit: str, worker: str) -> tuple[float, float, bytes]:
+    """Force one platform's rebuild of a tag on one worker: build seconds, cargo step seconds, archive."""
+    brid = force(farm.www_port, "bench-rebuild", f"build-{REBUILT}", tag=tag, tag_commit=commit, bench_worker=worker)
+    build = wait_build(farm.www_port, brid, timeout=600, events=farm.master_dir / "events.jsonl")
+    tl = Timeline(farm)
+    b0, b1 = tl.build_span(build["buildid"])
+    cargo = tl.step(build["buildid"], "cargo") or (0.0, 0.0)
+    return b1 - b0, cargo[1] - cargo[0], stored_archive(farm, tag, build["buildid"])
+
+
+def stored_archive(farm: LocalFarm, tag: str, buildid: int) -> bytes:
     spec = load_spec(farm.spec_path)
-    name = archive_name(spec.project.name, TAG, spec.platforms[REBUILT])
-    return (farm.master_dir / "artifacts" / TAG / REBUILT / name).read_bytes()
+    name = archive_name(spec.project.name, tag, spec.platforms[REBUILT])
+    return (build_dir(farm.master_dir / "artifacts", tag, REBUILT, buildid) / name).read_bytes()
 
 
-def measure(root: Path, procs: Procs, emit: Any) -> dict[str, Any]:
-    farm = start_farm(root, procs)
-    direct = direct_builds(farm, root)
-    emit("  direct cargo builds (both at once, cold): "
-         + ", ".join(f"{k} {v:.1f} s" for k, v in direct.items()))
-    time.sleep(1.0)  # let the machine settle after the direct builds
-    pushed = time.time()
-    git("push", "-q", "origin", TAG, cwd=farm.src)  # the remote's hook tells the master
-    done = farm.wait_release(1, timeout=400)
-    if done["results"] != 0:
-        raise RuntimeError(f"the bench release failed: {done['state_string']}; "
-                           f"see {farm.master_dir}/twistd.log")
-    phases = breakdown(Timeline(farm), pushed)
-    first = stored_archive(farm)
-    commit = git("rev-parse", f"{TAG}^{{commit}}", cwd=farm.src)
-    warm, warm_cargo, warm_bytes = rebuild(farm, commit)
-    worker = next(n for n in farm.workers if REBUILT in n)
-    shutil.rmtree(farm.worker_dir(worker) / ".cargo-target" / REBUILT)
-    cold, cold_cargo, cold_bytes = rebuild(farm, commit)
-    emit(f"  {REBUILT} rebuild alone: warm {warm:.1f} s (cargo {warm_cargo:.1f} s), "
-         f"cold {cold:.1f} s (cargo {cold_cargo:.1f} s)")
-    return {"direct": direct, "phases": phases, "warm_s": warm, "cold_s": cold, "warm_cargo_s": warm_cargo,
-            "cold_cargo_s": cold_cargo, "identical": first == warm_bytes == cold_bytes}
+def warm_and_cold(farm: LocalFarm, tag: str, emit: Any, deadline: float) -> dict[str, Any]:
+    """Rebuilds of the last released tag on the worker that built it: warm (its .cargo-target from
+    that build) then cold (that cache deleted), REBUILD_REPS pairs; all archives must be identical."""
+    built = builds_of_tag(farm, f"build-{REBUILT}", tag)[0]
+    worker = built["properties"]["workername"][0]
+    commit = git("rev-parse", f"{tag}^{{commit}}", cwd=farm.src)
+    first = stored_archive(farm, tag, built["buildid"])
+
+    def pair(i: int) -> dict[str, Any]:
+        warm, warm_cargo, warm_bytes = rebuild(farm, tag, commit, worker)
+        shutil.rmtree(farm.worker_dir(worker) / ".cargo-target", ignore_errors=True)
+        cold, cold_cargo, cold_bytes = rebuild(farm, tag, commit, worker)
+        emit(f"  {REBUILT} rebuild {i + 1} alone on {worker}: warm {warm:.1f} s (cargo {warm_cargo:.1f} s), "
+             f"cold {cold:.1f} s (cargo {cold_cargo:.1f} s)")
+        return {"warm_s": warm, "cold_s": cold, "warm_cargo_s": warm_cargo, "cold_cargo_s": cold_cargo,
+                "identical": first == warm_bytes == cold_bytes}
+    return {"pairs": repeat(pair, REBUILD_REPS, deadline)}
+
+
+def measure(root: Path, procs: Procs, emit: Any, deadline: float) -> dict[str, Any]:
+    once = new_farm(root / "reproduce-1", PLATFORMS, workers_per_platform=2, reproduce=1)
+    twice = new_farm(root / "reproduce-2", PLATFORMS, workers_per_platform=2, reproduce=2)
+    with ThreadPoolExecutor(2) as pool:  # both farms start at once: their start is not measured
+        for started in [pool.submit(start_farm, farm, procs) for farm in (once, twice)]:
+            started.result()
+    rebuild_share = (deadline - time.monotonic()) * 0.25  # the warm/cold pairs' part of the section
+
+    def rep(i: int) -> dict[str, Any]:
+        tag = f"v1.{i}.0"
+        bump(once, tag)
+        bump(twice, tag)
+        before = direct_builds(once, root, tag)
+        r1 = release_once(once, tag)
+        after = direct_builds(once, root, tag)
+        r2 = release_once(twice, tag)
+        direct = {k: (before[k] + after[k]) / 2 for k in before}
+        baseline = max(direct.values())
+        emit(f"  {tag}: direct cargo (both at once, cold) {_fmt(before)} before, {_fmt(after)} after; "
+             f"released in {r1['total']:.1f} s (overhead {r1['total'] - baseline:.1f} s), "
+             f"with reproduce = 2 in {r2['total']:.1f} s")
+        return {"tag": tag, "direct": direct, "direct_before": before, "direct_after": after,
+                "baseline": baseline, "total": r1["total"], "reproduce2_total": r2["total"],
+                "phases": r1, "reproduce2_phases": r2}
+    reps = repeat(rep, RELEASE_REPS, deadline - rebuild_share)
+    return {"reps": reps, **warm_and_cold(once, reps[-1]["tag"], emit, deadline)}
+
+
+def _fmt(times: dict[str, float]) -> str:
+    return ", ".join(f"{k} {v:.1f} s" for k, v in times.items())

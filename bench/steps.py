@@ -17,9 +17,12 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from bench.farms import REBUILT, new_farm, start_farm
 from bench.procs import Procs, api, force, wait_build
-from bench.release import REBUILT, TAG, start_farm
+from bench.release import PLATFORMS
 from velofarm.cli.localfarm import git
+
+TAG = "v0.1.0"  # the example's own version
 
 
 def build_facts(www_port: int, buildid: int) -> dict[str, Any]:
@@ -35,7 +38,9 @@ def build_facts(www_port: int, buildid: int) -> dict[str, Any]:
 def measure(root: Path, reps: int) -> dict[str, Any]:
     procs = Procs()
     try:
-        farm = start_farm(root, procs)
+        farm = new_farm(root, PLATFORMS)
+        start_farm(farm, procs)
+        git("tag", TAG, cwd=farm.src)
         git("push", "-q", "origin", TAG, cwd=farm.src)
         release = farm.wait_release(1, timeout=900)
         if release["results"] != 0:

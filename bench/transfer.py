@@ -13,10 +13,12 @@ import os
 import shutil
 import statistics
 import threading
+import time
 from typing import Any
 
 from bench.lab import Lab
 from bench.procs import force, prop, rss_mib, wait_build
+from bench.stats import repeat
 
 MIB = 1024 * 1024
 BLOCKS = ("512k", "640k")
@@ -48,7 +50,7 @@ class Runs:
         self.count += 1
         tag = f"b{self.count}"
         brid = force(self.lab.www_port, "force", builder, tag=tag, archive=archive)
-        build = wait_build(self.lab.www_port, brid)
+        build = wait_build(self.lab.www_port, brid, events=self.lab.root / "master" / "events.jsonl")
         shutil.rmtree(self.lab.artifacts / tag, ignore_errors=True)
         return float(prop(build, "t_t1")) - float(prop(build, "t_t0"))
 
@@ -77,11 +79,20 @@ class RssSampler:
         return max(abs(s - self.samples[0]) for s in self.samples)
 
 
-def measure(lab: Lab, reps: dict[str, int], emit: Any) -> dict[str, Any]:
+def alternate(runs: Runs, builders: tuple[str, ...], archive: str, most: int, deadline: float,
+              least: int = 1) -> dict[str, list[float]]:
+    """Each builder once a repetition, in turn, so that load drifts hit all alike: seconds each."""
+    done = repeat(lambda i: [runs.upload(b, archive) for b in builders], most, deadline, least)
+    return {b: [d[j] for d in done] for j, b in enumerate(builders)}
+
+
+def measure(lab: Lab, reps: dict[str, int], emit: Any, deadline: float) -> dict[str, Any]:
     """Every transfer case for both mechanisms, and master RSS over 1 GiB through each.
 
     FileUpload runs at 512 KiB and 640 KiB (Banana's limit; 1 MiB fails) for 32 MiB on each link;
-    the faster one there is its "best working block size" for that link's 256 MiB run.
+    the faster one there is its "best working block size" for that link's 256 MiB run. Each case
+    keeps every repetition's seconds (`*_all`); the loopback 256 MiB case always runs 4 times
+    (1 GiB through the master), the others as many of `reps` as fit before `deadline`.
     """
     runs = Runs(lab)
     small, big = make_payload(lab, 32), make_payload(lab, 256)
@@ -94,28 +105,31 @@ def measure(lab: Lab, reps: dict[str, int], emit: Any) -> dict[str, Any]:
                        "baseline": statistics.median(runs.upload("up-fileupload-512k-near", tiny) for _ in range(3))}
     emit(f"  loopback 1 MiB (fixed cost): velofarm {out['fixed_1m']['velofarm']:.2f} s, "
          f"FileUpload {out['fixed_1m']['baseline']:.2f} s")
-    for link, key in (("near", "loopback"), ("far", "rtt50")):
-        n = reps[f"{key}_32"]
-        velofarm = statistics.median(runs.upload(f"up-velofarm-{link}", small) for _ in range(n))
-        by_block = {label: statistics.median(runs.upload(f"up-fileupload-{label}-{link}", small)
-                                             for _ in range(n)) for label in BLOCKS}
-        block = min(by_block, key=lambda k: by_block[k])
-        out[f"transfer_{key}_32m"] = {"mib": 32, "velofarm_s": velofarm, "baseline_s": by_block[block],
-                                      "blocksize": block, "by_blocksize_s": by_block}
-        emit(f"  {key} 32 MiB: velofarm {velofarm:.2f} s, FileUpload "
-             + ", ".join(f"{k} {v:.2f} s" for k, v in by_block.items()))
-        pair = {}
+    links = (("near", "loopback"), ("far", "rtt50"))
+    for n_link, (link, key) in enumerate(links):
+        share = deadline - (deadline - time.monotonic()) * (len(links) - n_link - 1) / (len(links) - n_link)
+        by_builder = alternate(runs, (f"up-velofarm-{link}", *(f"up-fileupload-{b}-{link}" for b in BLOCKS)),
+                               small, reps[f"{key}_32"], share)
+        velofarm = by_builder[f"up-velofarm-{link}"]
+        by_block = {label: by_builder[f"up-fileupload-{label}-{link}"] for label in BLOCKS}
+        block = min(by_block, key=lambda k: statistics.median(by_block[k]))
+        out[f"transfer_{key}_32m"] = {"mib": 32, "velofarm_all": velofarm, "baseline_all": by_block[block],
+                                      "blocksize": block,
+                                      "by_blocksize_s": {k: statistics.median(v) for k, v in by_block.items()}}
+        emit(f"  {key} 32 MiB: velofarm {statistics.median(velofarm):.2f} s, FileUpload "
+             + ", ".join(f"{k} {statistics.median(v):.2f} s" for k, v in by_block.items()))
         n = reps[f"{key}_256"]
         mechanisms = (("velofarm", f"up-velofarm-{link}"), ("baseline", f"up-fileupload-{block}-{link}"))
+        pair = {}
         for mech, builder in mechanisms:
             with RssSampler(lab.master.pid) as rss:  # loopback: 4 x 256 MiB = 1 GiB through the master
-                times = [runs.upload(builder, big) for _ in range(n)]
+                times = alternate(runs, (builder,), big, n, share, least=n if key == "loopback" else 1)[builder]
             if key == "loopback":
                 out[f"rss_delta_{mech}"] = rss.delta
                 out[f"rss_base_{mech}"] = rss.samples[0]
-            pair[mech] = statistics.median(times)
-        out[f"transfer_{key}_256m"] = {"mib": 256, "velofarm_s": pair["velofarm"],
-                                       "baseline_s": pair["baseline"], "blocksize": block}
-        emit(f"  {key} 256 MiB: velofarm {pair['velofarm']:.2f} s, "
-             f"FileUpload {block} {pair['baseline']:.2f} s")
+            pair[mech] = times
+        out[f"transfer_{key}_256m"] = {"mib": 256, "velofarm_all": pair["velofarm"],
+                                       "baseline_all": pair["baseline"], "blocksize": block}
+        emit(f"  {key} 256 MiB: velofarm {statistics.median(pair['velofarm']):.2f} s, "
+             f"FileUpload {block} {statistics.median(pair['baseline']):.2f} s")
     return out
