@@ -52,13 +52,13 @@ def test_a_worker_that_stops_answering_before_the_first_step_does_not_hang_the_r
             builds = farm.builds(f"build-{PLATFORM}")
             return builds[0] if builds else None
 
-        # Any state will do: the frozen worker holds the build in "pinging worker" for PING_TIMEOUT,
-        # and under load that window may already be over when the first poll sees the build.
+        # Any state will do ("created", "preparing worker", "pinging worker" or already over): the
+        # frozen worker holds it in "pinging worker" for PING_TIMEOUT, a window a loaded machine's
+        # polls may miss. What it ended as, and why, is checked below.
         try:
             build = farm.wait(started, 300, "the platform build to start on its frozen worker")
         except TimeoutError as timeout:
             raise AssertionError(f"{timeout}\n{farm_state(farm)}") from None
-        assert build["state_string"] in ("preparing worker", "pinging worker") or build["complete"], build
 
         def finished() -> dict[str, Any] | None:
             found = farm.api(f"builds/{build['buildid']}")["builds"][0]
