@@ -9,6 +9,7 @@ not as the WORKERPASS variable `docker inspect` would show.
 from __future__ import annotations
 
 import io
+import secrets
 import tarfile
 from typing import Any
 
@@ -106,7 +107,8 @@ class ContainerWorker(worker.DockerLatentWorker):
     def start_instance(self, build: Any) -> Any:
         # A new password for every container, registered before it starts: one that a build read
         # from its container's buildbot.tac is refused once that container is gone.
-        self.password = self.getRandomPass()
+        # (getRandomPass would hand back the current one: the worker is already substantiating.)
+        self.password = secrets.token_urlsafe(24)
         if self.registration is not None:
             yield self.registration.update(self, self.master.config)
         result = yield super().start_instance(build)
