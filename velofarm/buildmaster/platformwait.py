@@ -52,8 +52,7 @@ class PlatformWatch:
         self.loop = task.LoopingCall(self._check_logged)
 
     def start(self) -> None:
-        from twisted.internet import reactor
-        self.loop.clock = reactor
+        self.loop.clock = self.step.master.reactor  # the master's clock, as the rest of the build uses
         self.loop.start(max(1.0, min(CHECK_EVERY, self.limit_minutes * 60 / 4)), now=False)
 
     def stop(self) -> None:
